@@ -31,6 +31,7 @@ setup(
         "onnxruntime>=1.18",
         "grpcio>=1.85,<2",
         "grpcio-health-checking>=1.85,<2",
+        "grpcio-reflection>=1.85,<2",
         "protobuf>=7.35.1,<8",
         "sqlite-utils>=3.36",
         "cryptography>=42",

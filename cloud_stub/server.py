@@ -1,0 +1,133 @@
+"""The reference cloud's gRPC server: Sync, the standard health service and server reflection.
+
+    with start_server("var/cloud.db", port=0) as server:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent import futures
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from api.v1 import sync_pb2_grpc
+from cloud_stub.errors import CloudError
+from cloud_stub.storage import SqliteStorage, Storage
+from cloud_stub.sync_service import SERVICE_NAME as SYNC_SERVICE_NAME
+from cloud_stub.sync_service import SyncServicer
+
+log = logging.getLogger(__name__)
+
+#: gRPC worker threads.
+MAX_WORKERS = 16
+#: Seconds in-flight calls get to finish when the server stops without an explicit grace.
+DEFAULT_GRACE_S = 2.0
+
+
+class CloudServer:
+    """A running reference cloud. Stop it with `.stop()` or use it as a context manager."""
+
+    def __init__(
+        self,
+        server: grpc.Server,
+        executor: futures.ThreadPoolExecutor,
+        health_servicer: health.HealthServicer,
+        storage: Storage,
+        host: str,
+        port: int,
+    ) -> None:
+        self._server = server
+        self._executor = executor
+        self._health = health_servicer
+        self.storage = storage
+        self.host = host
+        self.port = port
+        self._stopped = False
+
+    @property
+    def address(self) -> str:
+        """`host:port` a client can dial."""
+        return f"{self.host}:{self.port}"
+
+    def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let in-flight ones finish within `grace` seconds, release threads. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        # Health watchers see NOT_SERVING before the port goes away.
+        self._health.enter_graceful_shutdown()
+        self._server.stop(DEFAULT_GRACE_S if grace is None else grace).wait()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.storage.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server terminates; True when it did within `timeout`."""
+        return self._server.wait_for_termination(timeout)
+
+    def __enter__(self) -> CloudServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_server(
+    db_path: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    insecure: bool = True,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    storage: Storage | None = None,
+) -> CloudServer:
+    """Open the database at `db_path` (or use `storage`) and serve on `host:port` (0 = ephemeral port).
+
+    `insecure=False` needs `credentials` (mTLS server credentials). Raises CloudError when the port
+    cannot be bound or the database cannot be opened.
+    """
+    if not insecure and credentials is None:
+        raise CloudError("a secure server needs credentials (grpc.ssl_server_credentials); or pass insecure=True")
+    store = storage if storage is not None else SqliteStorage(db_path)
+    executor = futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="joyedge-cloud")
+    # so_reuseport=0: a second server on the same port must fail, not silently share it.
+    server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
+    sync_pb2_grpc.add_SyncServicer_to_server(SyncServicer(store), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SYNC_SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SYNC_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = (
+            server.add_insecure_port(address)
+            if insecure
+            else server.add_secure_port(address, credentials)
+        )
+    except RuntimeError as err:
+        bound = 0
+        cause: BaseException | None = err
+    else:
+        cause = None
+    if not bound:
+        server.stop(None)
+        executor.shutdown(wait=True)
+        raise CloudError(
+            f"cannot listen on {host}:{port}: the port is in use (or the address is not local); "
+            "stop the other server or pick another --port"
+        ) from cause
+    server.start()
+    log.info("joyedge-cloud serving on %s:%d", host, bound)
+    return CloudServer(server, executor, health_servicer, store, host, bound)
