@@ -1,0 +1,169 @@
+"""`joyedge-cloud`: run the reference cloud, seed demo data, inspect members.
+
+    joyedge-cloud serve --db var/cloud.db --host 127.0.0.1 --port 50051
+    joyedge-cloud seed-demo --db var/cloud.db --faces ../shared/data/lfw_original_10id --json
+    joyedge-cloud member list --db var/cloud.db
+
+A user mistake (missing folder, unreadable database, port in use) is one line on stderr,
+`joyedge-cloud: error: …`, and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cloud_stub.errors import CloudError
+
+PROG = "joyedge-cloud"
+DEFAULT_DB = Path("var/cloud.db")
+#: Seconds in-flight calls get to finish after SIGTERM/SIGINT.
+SHUTDOWN_GRACE_S = 5.0
+
+
+def _db_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"SQLite database (default {DEFAULT_DB})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `joyedge-cloud`."""
+    parser = argparse.ArgumentParser(prog=PROG, description="JoyEdge reference cloud")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the gRPC API until SIGTERM/SIGINT")
+    _db_arg(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
+
+    seed = sub.add_parser("seed-demo", help="create a demo site, stores and members (faces from photos)")
+    _db_arg(seed)
+    seed.add_argument("--faces", type=Path, help="folder with one sub-folder of photos per person")
+    seed.add_argument("--members", type=int, default=12, help="members to create without --faces")
+    seed.add_argument("--enroll-per-person", type=int, default=3)
+    seed.add_argument("--seed", type=int, default=7)
+    seed.add_argument("--site-id", default="site-demo")
+    seed.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    member = sub.add_parser("member", help="member data")
+    member_sub = member.add_subparsers(dest="member_command", required=True, metavar="ACTION")
+    mlist = member_sub.add_parser("list", help="list members")
+    _db_arg(mlist)
+    mlist.add_argument("--site-id", help="only this site")
+    mlist.add_argument("--json", action="store_true")
+    return parser
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain text table that lines up CJK text (two columns per wide character)."""
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c + " " * (w - _width(c)) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    return "\n".join(lines)
+
+
+def _open_storage(db: Path, *, create: bool):
+    from cloud_stub.storage import SqliteStorage
+
+    if create:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CloudError(f"cannot create folder {db.parent}: {err.strerror}") from err
+    elif not db.is_file():
+        raise CloudError(f"no database at {db} (run `{PROG} seed-demo --db {db}` first)")
+    return SqliteStorage(db)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cloud_stub.server import start_server
+
+    storage = _open_storage(args.db, create=True)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with start_server(args.db, host=args.host, port=args.port, storage=storage) as server:
+            print(f"{PROG}: serving on {args.host}:{server.port} (db {args.db})", flush=True)
+            while not stop.wait(1.0):
+                pass
+            server.stop(SHUTDOWN_GRACE_S)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    from cloud_stub.demo import seed_demo
+
+    if args.faces is not None and not args.faces.is_dir():
+        raise CloudError(f"faces folder {args.faces} does not exist")
+    storage = _open_storage(args.db, create=True)
+
+    def progress(msg: str) -> None:
+        print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+    report = seed_demo(
+        storage, args.faces, members=args.members, enroll_per_person=args.enroll_per_person,
+        site_id=args.site_id, seed=args.seed, progress=progress,
+    )
+    if args.json:
+        print(report.to_json())
+        return 0
+    print(f"site {report.site_id}, stores {', '.join(report.store_ids)}")
+    rows = [
+        (m.member_id, m.name, m.person or "-", m.templates,
+         "; ".join(f"{s['file']}: {s['reason']}" for s in m.skipped) or "-")
+        for m in report.members
+    ]
+    print(_table(("member_id", "name", "person", "templates", "skipped"), rows))
+    return 0
+
+
+def _member_list(args: argparse.Namespace) -> int:
+    storage = _open_storage(args.db, create=False)
+    members = storage.list_members(args.site_id)
+    keys = ("member_id", "site_id", "name", "tier", "points", "tier_keep_points", "phone_last4",
+            "gender", "birthday", "templates", "coupons")
+    if args.json:
+        print(json.dumps([{k: m[k] for k in keys} for m in members], ensure_ascii=False, indent=2))
+        return 0
+    print(_table(keys, [[m[k] for k in keys] for m in members]))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `joyedge-cloud`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "seed-demo":
+            return _seed_demo(args)
+        return _member_list(args)
+    except CloudError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
