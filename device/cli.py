@@ -1,0 +1,214 @@
+"""`joyedge`: the device app, the sync daemon, the demo, models and config tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from device.errors import DeviceError
+
+VERSION = "0.1.0"
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="device config file (TOML; names its profile)")
+    p.add_argument("--profile", choices=["mirror", "pos-flagship", "pos-mobile"], help="hardware profile")
+    p.add_argument("--data-dir", type=Path, help="device data directory (replica, identity)")
+
+
+def _load(args: argparse.Namespace, extra: dict[str, Any] | None = None):
+    from device.config import load_config
+
+    overrides: dict[str, Any] = dict(extra or {})
+    if getattr(args, "data_dir", None):
+        overrides.setdefault("device", {})["data_dir"] = str(args.data_dir)
+    return load_config(args.config, profile=args.profile, overrides=overrides)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from device.app import MirrorApp
+    from device.assemble import build_identifier, build_pipeline, open_replica, timezone_of
+    from drivers.camera import open_camera
+    from kiosk_ui.server import KioskServer
+
+    extra: dict[str, Any] = {}
+    if args.camera:
+        extra["camera"] = {"uri": args.camera}
+    if args.port is not None:
+        extra["ui"] = {"port": args.port}
+    cfg = _load(args, extra)
+    if cfg.profile != "mirror":
+        raise DeviceError(f"profile {cfg.profile}: only the mirror flow is built so far (see issue 7)")
+    camera = open_camera(cfg.camera.uri, width=cfg.camera.width, height=cfg.camera.height,
+                         fps=cfg.camera.fps, loop=args.loop)
+    replica = open_replica(cfg)
+    stop = _stop_on_signals()
+    with KioskServer(cfg.ui.host, cfg.ui.port) as kiosk:
+        print(f"joyedge: mirror on {kiosk.url}/mirror", flush=True)
+        app = MirrorApp(camera=camera, pipeline=build_pipeline(cfg), replica=replica,
+                        identifier=build_identifier(cfg), store_id=cfg.device.store_id,
+                        timezone=timezone_of(cfg), publish=kiosk.publish)
+        app.run(stop)
+    replica.close()
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from device.assemble import open_replica
+    from sync.client import SyncClient
+    from sync.daemon import SyncDaemon
+
+    extra: dict[str, Any] = {}
+    if args.cloud:
+        extra["sync"] = {"cloud": args.cloud}
+    if args.insecure:
+        extra.setdefault("sync", {})["insecure"] = True
+    cfg = _load(args, extra)
+    replica = open_replica(cfg)
+    client = SyncClient(cfg.sync.cloud, insecure=cfg.sync.insecure)
+    daemon = SyncDaemon(replica, client, device_id=cfg.device.id, site_id=cfg.device.site_id,
+                        store_id=cfg.device.store_id, interval_s=cfg.sync.interval_s)
+    try:
+        if args.once:
+            applied = daemon.sync_once()
+            counts = replica.counts()
+            print("joyedge sync: applied " + ", ".join(f"{k} {v}" for k, v in applied.items())
+                  + " | replica " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+        else:
+            print(f"joyedge sync: daemon for {cfg.device.id} → {cfg.sync.cloud}", flush=True)
+            daemon.run(_stop_on_signals())
+    finally:
+        client.close()
+        replica.close()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from inference.store import ModelStore
+
+    store = ModelStore(args.dir)
+    if args.action == "fetch":
+        store.fetch(progress=lambda line: print(line, flush=True))
+        print(f"models ready in {store.root}")
+        return 0
+    if args.action == "verify":
+        results = store.verify()
+        bad = 0
+        for r in results:
+            print(f"{r.name:20} {r.state:8} {r.path}")
+            bad += r.state != "ok"
+        if bad:
+            print(f"{bad} model(s) missing or corrupt: run `joyedge models fetch`", file=sys.stderr)
+        return 1 if bad else 0
+    for e in store.entries():
+        print(f"{e.name:20} {e.size / 1e6:7.1f} MB  {e.licence:14} {e.file}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from device.config import dump_config, load_config
+
+    cfg = load_config(args.file, profile=args.profile)
+    sys.stdout.write(dump_config(cfg))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from device.demo import DemoOptions, run_demo
+
+    return run_demo(DemoOptions(headless=args.headless, duration=args.duration, as_json=args.json,
+                                faces=args.faces, port=args.port, workdir=args.workdir,
+                                enroll_per_person=args.enroll_per_person))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `joyedge` argument parser."""
+    parser = argparse.ArgumentParser(prog="joyedge", description="JoyEdge device software")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the device app (camera → recognition → kiosk screens)")
+    _add_config_args(run)
+    run.add_argument("--camera", help="camera URI: replay:DIR | video:FILE | v4l2:/dev/video0 | picamera2:")
+    run.add_argument("--port", type=int, help="kiosk UI port (default from config: 8080)")
+    run.add_argument("--loop", action="store_true", help="loop a replay camera")
+    run.set_defaults(func=cmd_run)
+
+    syn = sub.add_parser("sync", help="pull CRM data from the cloud into the device replica")
+    _add_config_args(syn)
+    mode = syn.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="sync until caught up, then exit")
+    mode.add_argument("--daemon", action="store_true", help="keep syncing until stopped")
+    syn.add_argument("--cloud", help="cloud address HOST:PORT")
+    syn.add_argument("--insecure", action="store_true", help="plain-text gRPC (loopback only)")
+    syn.set_defaults(func=cmd_sync)
+
+    demo = sub.add_parser("demo", help="the whole system on this machine: cloud, sync, a mirror, the UI")
+    demo.add_argument("--headless", action="store_true", help="no browser; stop after one pass or --duration")
+    demo.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: headless → one pass)")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    demo.add_argument("--faces", type=Path, help="one sub-folder per person: enroll the first photos, replay the rest")
+    demo.add_argument("--enroll-per-person", type=int, default=3, help="photos enrolled per person (default 3)")
+    demo.add_argument("--port", type=int, default=8080, help="kiosk UI port")
+    demo.add_argument("--workdir", type=Path, default=Path("var/demo"), help="where the demo keeps its files")
+    demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="fetch, verify or list the on-device models")
+    models.add_argument("action", choices=["fetch", "verify", "list"])
+    models.add_argument("--dir", type=Path, help="model directory (default $JOYEDGE_MODEL_DIR or ~/.local/share/joyedge/models)")
+    models.set_defaults(func=cmd_models)
+
+    config = sub.add_parser("config", help="configuration tools")
+    csub = config.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="validate a device config and print the resolved result")
+    check.add_argument("file", type=Path)
+    check.add_argument("--profile", choices=["mirror", "pos-flagship", "pos-mobile"])
+    check.set_defaults(func=cmd_config)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda _a: print(f"joyedge {VERSION}") or 0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `joyedge` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except DeviceError as err:
+        print(f"joyedge: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # one boundary for our packages' errors: a message, not a traceback
+        from drivers.errors import DriverError
+        from sync.errors import SyncError
+
+        known: tuple[type[BaseException], ...] = (DriverError, SyncError)
+        try:
+            from inference.errors import InferenceError
+            from kiosk_ui.errors import KioskError
+
+            known += (InferenceError, KioskError)
+        except ImportError:
+            pass
+        if isinstance(err, known):
+            print(f"joyedge: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
