@@ -548,12 +548,16 @@ class SqliteStorage(Storage):
         if gender not in ("", "F", "M"):
             raise InvalidRequestError(f"gender must be 'F', 'M' or '', got {gender!r}")
         digits = "".join(ch for ch in (phone or "") if ch.isdigit())
-        last4 = phone_last4 if phone_last4 is not None else digits[-4:]
         with self._tx("upsert member") as conn:
             old = conn.execute(
-                "SELECT site_id, phone_hash FROM members WHERE member_id = ?", (member_id,)
+                "SELECT site_id, phone_hash, phone_last4 FROM members WHERE member_id = ?", (member_id,)
             ).fetchone()
+            # Without a new phone, an update keeps the phone it had.
             hashed = phone_hash(phone) if phone else (old["phone_hash"] if old else "")
+            if phone_last4 is not None:
+                last4 = phone_last4
+            else:
+                last4 = digits[-4:] if phone else (old["phone_last4"] if old else "")
             seq = self._next_seq(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO members (member_id, site_id, name, tier, points, tier_keep_points,"

@@ -139,3 +139,38 @@ def test_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError):
         SqliteStorage(bad)
+
+
+def test_member_update_without_phone_keeps_phone(storage: SqliteStorage) -> None:
+    _member(storage)
+    storage.upsert_member(member_id="m1", site_id="s1", name="王建", tier="金卡", points=10)
+    row = storage.get_member("m1")
+    assert (row["phone_last4"], row["tier"], row["points"]) == ("5678", "金卡", 10) and row["phone_hash"]
+    assert "13812345678" not in str(row)
+
+
+def test_member_moved_to_another_site_is_tombstoned_in_the_old_one(storage: SqliteStorage) -> None:
+    _member(storage, "m1", "s1")
+    storage.upsert_tag(tag_id="t1", member_id="m1", kind="rfm", value="x")
+    storage.upsert_site("s2", "s2")
+    storage.upsert_member(member_id="m1", site_id="s2", name="王建")
+    assert [c[1:3] for c in storage.changes(STREAM_MEMBERS, "s1", 0, 10)[0]] == [("m1", True)]
+    assert [c[1:3] for c in storage.changes(STREAM_TAGS, "s1", 0, 10)[0]] == [("t1", True)]
+    assert [c[1:3] for c in storage.changes(STREAM_MEMBERS, "s2", 0, 10)[0]] == [("m1", False)]
+    assert [c[1:3] for c in storage.changes(STREAM_TAGS, "s2", 0, 10)[0]] == [("t1", False)]
+
+
+def test_concurrent_writers_get_distinct_sequences(storage: SqliteStorage) -> None:
+    """GIVEN 8 threads upserting members at once THEN every write has its own seq and none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage.upsert_site("s1", "s1")
+
+    def write(i: int) -> int:
+        return storage.upsert_member(member_id=f"m{i}", site_id="s1", name=f"会员{i}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seqs = list(pool.map(write, range(80)))
+    assert len(set(seqs)) == 80
+    changes, has_more = storage.changes(STREAM_MEMBERS, "s1", 0, 1000)
+    assert sorted(c[0] for c in changes) == sorted(seqs) and not has_more
