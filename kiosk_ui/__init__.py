@@ -1,0 +1,6 @@
+"""The kiosk screens: a local web server that pushes the device's view models to pages in Chromium."""
+
+from kiosk_ui.errors import KioskError
+from kiosk_ui.server import KEEPALIVE_S, VIEWS, KioskServer, validate_mirror_model
+
+__all__ = ["KEEPALIVE_S", "VIEWS", "KioskError", "KioskServer", "validate_mirror_model"]
