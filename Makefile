@@ -32,7 +32,7 @@ test: venv system models
 
 bench: venv system models
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] || exit $$rc
-	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/search.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -20,7 +20,7 @@ setup(
     package_data={
         "inference": ["models.toml"],
         "kiosk_ui": ["static/*", "static/**/*"],
-        "device": ["demo_assets/*"],
+        "device": ["demo_assets/*.md", "demo_assets/*/*", "demo_assets/*/*/*"],
     },
     install_requires=[
         "numpy>=2.0,<3",

@@ -107,13 +107,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         results = store.verify()
         bad = 0
         for r in results:
-            print(f"{r.name:20} {r.state:8} {r.path}")
-            bad += r.state != "ok"
+            print(f"{r.name:20} {r.status:8} {r.path if r.ok else r.message}")
+            bad += not r.ok
         if bad:
             print(f"{bad} model(s) missing or corrupt: run `joyedge models fetch`", file=sys.stderr)
         return 1 if bad else 0
     for e in store.entries():
-        print(f"{e.name:20} {e.size / 1e6:7.1f} MB  {e.licence:14} {e.file}")
+        print(f"{e.name:20} {e.size / 1e6:6.1f} MB  {e.file:45} {e.licence}")
     return 0
 
 

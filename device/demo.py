@@ -35,6 +35,10 @@ BUILTIN_CAST = ASSETS / "cast"
 BUILTIN_STRANGERS = ASSETS / "strangers"
 CLOUD_START_TIMEOUT_S = 60.0
 LIVE_FPS = 8.0
+# Each photo is one person walking by: seen for a few frames, then gone long enough for the
+# tracker to end the track (it keeps a track through 5 missed frames).
+REPLAY_HOLD_FRAMES = 4
+REPLAY_GAP_FRAMES = 8
 SEED = 7
 
 
@@ -241,7 +245,8 @@ def run_demo(opts: DemoOptions) -> int:
         frames, expected = plan_replay(report, cast, strangers)
         names = {m["member_id"]: m.get("name", "") for m in report.get("members", [])}
         scorer = _Scorer(expected, names, quiet=opts.as_json)
-        camera = ReplayCamera(frames, fps=0.0 if opts.headless else LIVE_FPS, loop=not opts.headless)
+        camera = ReplayCamera(frames, fps=0.0 if opts.headless else LIVE_FPS, loop=not opts.headless,
+                              hold_frames=REPLAY_HOLD_FRAMES, gap_frames=REPLAY_GAP_FRAMES)
         replica = open_replica(cfg)
         with KioskServer(cfg.ui.host, cfg.ui.port) as kiosk:
             say(f"demo: mirror at {kiosk.url}/mirror ({len(frames)} people walking by"
@@ -287,16 +292,6 @@ def run_demo(opts: DemoOptions) -> int:
 
 
 def _pipeline_medians(pipeline: Any) -> dict[str, float]:
+    """Median ms per pipeline stage (detect, embed, ...)."""
     timings = getattr(pipeline, "timings", None)
-    if not timings:
-        return {}
-    out = {}
-    for stage, samples in dict(timings).items():
-        values = list(samples) if not hasattr(samples, "median") else None
-        if values:
-            out[stage] = round(float(np.median(values)), 1)
-        elif hasattr(samples, "median"):
-            out[stage] = round(float(samples.median), 1)
-    return out
-
-
+    return {k: round(v, 1) for k, v in timings.summary().items()} if timings is not None else {}

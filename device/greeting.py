@@ -61,7 +61,6 @@ def member_view(replica: Replica, member_id: str, store_id: str, now: datetime) 
     coupons = replica.usable_coupons(member_id, store_id, now_ms=int(now.timestamp() * 1000))
     view: dict[str, Any] = {
         "state": "member",
-        "member_id": member_id,
         "greeting": f"{mask_name(member['name'])}，{time_greeting(now)}！",
         "tier": member["tier"],
         "points": int(member["points"]),
