@@ -28,6 +28,7 @@
     $("stars").hidden = true;
     $("visit").hidden = true;
     $("coupons").replaceChildren();
+    $("coupons").classList.remove("overflowing");
     $("coupons-empty").hidden = true;
     $("points-bar").style.setProperty("--ratio", "0");
   }
@@ -61,6 +62,8 @@
     });
     $("coupons").replaceChildren(...items);
     $("coupons-empty").hidden = items.length > 0;
+    const list = $("coupons");
+    requestAnimationFrame(() => list.classList.toggle("overflowing", list.scrollHeight > list.clientHeight + 1));
   }
 
   function render(model) {
