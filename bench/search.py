@@ -13,12 +13,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from device.gallery import Gallery  # noqa: E402
+from device.gallery import Gallery
 
 
 def _median_s(fn, repeat: int) -> float:

@@ -50,9 +50,10 @@ def no_leaked_threads():
     """Fail a test that leaves non-daemon threads running (servers not stopped, pools not shut)."""
     before = {t.ident for t in threading.enumerate()}
     yield
+    # Playwright's event-loop threads ("asyncio_N") live for the whole browser session on purpose.
     leaked = [
         t for t in threading.enumerate()
-        if t.ident not in before and t.is_alive() and not t.daemon
+        if t.ident not in before and t.is_alive() and not t.daemon and not t.name.startswith("asyncio_")
     ]
     for t in leaked:
         t.join(timeout=2.0)
