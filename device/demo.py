@@ -26,6 +26,7 @@ import numpy as np
 
 from device.app import MirrorApp, TrackResult
 from device.errors import DeviceError
+from device.greeting import mask_name
 from drivers.camera.replay import ReplayCamera, decode_still, list_stills
 
 _LOG = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class _Scorer:
                                                "expected": want, "got": result.member_id,
                                                "source": result.meta.get("source", "")})
                 line = (f"mirror: track {result.track_id} → {result.member_id} "
-                        f"{self.names.get(result.member_id, '')} (score {result.score:.3f})")
+                        f"{mask_name(self.names.get(result.member_id, ''))} (score {result.score:.3f})")
         if not self.quiet:
             print(line, flush=True)
 
