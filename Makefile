@@ -32,7 +32,9 @@ test: venv system models
 
 bench: venv system models
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] || exit $$rc
-	$(BIN)/python bench/search.py
+	@for b in bench/search.py bench/inference.py bench/cloud.py bench/sync.py; do \
+	  if [ -f $$b ]; then echo "== $$b"; $(BIN)/python $$b || exit 1; fi; \
+	done
 
 lint: venv
 	$(BIN)/ruff check .

@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", choices=["mirror", "pos-flagship", "pos-mobile"])
     check.set_defaults(func=cmd_config)
 
+    # Subcommands that belong to one area live in their own module and register themselves here.
+    from device import cli_hardware, cli_inference
+
+    cli_inference.register(sub)
+    cli_hardware.register(sub)
+
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _a: print(f"joyedge {VERSION}") or 0)
     return parser
