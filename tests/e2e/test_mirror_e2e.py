@@ -108,10 +108,10 @@ def test_member_is_greeted_and_stranger_gets_neutral_welcome(tmp_path, cloud):
     assert all(f.startswith(("replica.db", "identity/")) for f in files), files
 
 
-def test_demo_headless_greets_members_and_reports_unknowns():
+def test_demo_headless_greets_members_and_reports_unknowns(tmp_path):
     """The acceptance line: `joyedge demo --headless --duration 30 --json` on the built-in cast."""
     done = _cli("joyedge", "demo", "--headless", "--duration", "30", "--json", "--port", "0",
-                "--workdir", "var/test-demo", timeout=300)
+                "--workdir", str(tmp_path / "demo"), timeout=300)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(summary["greeted"]) >= 2
     assert summary["unknown"] >= 1
@@ -119,9 +119,9 @@ def test_demo_headless_greets_members_and_reports_unknowns():
     assert {"detect", "embed", "match"} <= set(summary["latency_ms"])
 
 
-def test_demo_on_lfw_greets_nine_of_ten_and_mistakes_nobody(shared_data):
+def test_demo_on_lfw_greets_nine_of_ten_and_mistakes_nobody(shared_data, tmp_path):
     """The acceptance line on 10 LFW people: 3 photos enrolled each, 7 replayed, plus strangers."""
-    done = _cli("joyedge", "demo", "--headless", "--json", "--port", "0", "--workdir", "var/test-demo-lfw",
+    done = _cli("joyedge", "demo", "--headless", "--json", "--port", "0", "--workdir", str(tmp_path / "demo"),
                 "--faces", str(shared_data / "lfw_original_10id"), timeout=600)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(summary["people_greeted"]) >= 9, summary
