@@ -208,6 +208,7 @@ class MirrorApp:
         if verdict is not None and already != verdict:
             view = member_view(self.replica, verdict, self.store_id, self._now())
             if view is not None:
+                _LOG.info("track %d: member %s (score %.3f)", event.track_id, verdict, decision.score)
                 self._greeted[event.track_id] = verdict
                 self.publish("mirror", view)
                 self._showing = "member"
