@@ -66,6 +66,8 @@ class LiteRTModel(Model):
         rt = _runtime()
         self._lock = threading.Lock()
         self._interpreter = None
+        # Why the Edge TPU is not used ("" when it is, or when the CPU was asked for): for selftest.
+        self.fallback_reason = ""
         if accelerator != "cpu":
             delegate, reason = self._edgetpu_delegate(rt, path)
             if delegate is not None:
@@ -77,6 +79,7 @@ class LiteRTModel(Model):
                     "Coral's apt repository and the *_edgetpu.tflite model, or set accelerator to auto/cpu"
                 )
             else:
+                self.fallback_reason = reason
                 log.info("edgetpu unavailable (%s); using CPU for %s", reason, self.name)
         if self._interpreter is None:
             self._interpreter = self._load(rt, path, None, num_threads)
