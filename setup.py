@@ -38,6 +38,11 @@ setup(
         "pydantic>=2.6,<3",
         "scikit-image>=0.22",
         "matplotlib>=3.8",
+        # peripherals: ESC/POS receipt printers, serial scanners and displays, camera barcodes
+        # (pyzbar needs libzbar0 from apt: tools/bootstrap-system.sh)
+        "python-escpos>=3.1,<4",
+        "pyserial>=3.5",
+        "pyzbar>=0.1.9",
     ],
     extras_require={
         "dev": [
@@ -51,7 +56,7 @@ setup(
         ],
         # Raspberry Pi devices: the camera stack and evdev input. picamera2 also needs
         # Raspberry Pi OS's libcamera (apt: python3-picamera2) on the device itself.
-        "pi": ["picamera2>=0.3.17", "evdev>=1.7", "pyserial>=3.5"],
+        "pi": ["picamera2>=0.3.17", "evdev>=1.7", "pyserial>=3.5", "pyusb>=1.2"],
         # Coral Edge TPU: nothing from PyPI. Install libedgetpu1-std (and optionally
         # python3-pycoral) from Coral's own apt repository; the PyPI package named
         # "pycoral" is an unrelated project and must never be installed. See README.
