@@ -32,6 +32,9 @@ RAW_SCORE_CLIP = 100.0
 # Measured on the shared photos with short range: no_face's best non-face (a dog) scores 0.58, the
 # background faces and subjects of LFW score >= 0.68; 0.65 keeps a margin on both sides.
 DEFAULT_SCORE_THRESHOLD = 0.65
+# Full range scores lower on both sides: the best non-face of no_face and pedestrians' backgrounds is
+# 0.44, while two labelled 44 px faces of multi_face/dlib_faces score 0.63 and 0.64.
+DEFAULT_SCORE_THRESHOLDS = {"short": DEFAULT_SCORE_THRESHOLD, "full": 0.6}
 NUM_KEYPOINTS = 6
 
 
@@ -135,18 +138,21 @@ class BlazeFaceDetector:
         self,
         model: Model,
         variant: Variant,
-        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        score_threshold: float | None = None,
         iou_threshold: float = 0.3,
         min_face_px: float = 0,
     ) -> None:
-        """Wrap a loaded BlazeFace ``model`` of the given ``variant``; thresholds apply per call."""
+        """Wrap a loaded BlazeFace ``model`` of the given ``variant``; thresholds apply per call.
+
+        ``score_threshold`` defaults to the variant's measured one (DEFAULT_SCORE_THRESHOLDS).
+        """
         if variant not in _SPECS:
             raise InferenceError(f"BlazeFace variant must be short or full, not {variant!r}")
         spec = _SPECS[variant]
         self.model = model
         self.variant = variant
         self.size = int(spec["size"])
-        self.score_threshold = score_threshold
+        self.score_threshold = DEFAULT_SCORE_THRESHOLDS[variant] if score_threshold is None else score_threshold
         self.iou_threshold = iou_threshold
         self.min_face_px = min_face_px
         self.anchors = ssd_anchors(self.size, spec["strides"], spec["per_layer"])
