@@ -21,6 +21,7 @@ class Candidate:
 
     member_id: str
     score: float
+    template_id: str = ""  # the member's best-matching template ("" when rows were loaded without ids)
 
 
 class Gallery:
@@ -32,6 +33,7 @@ class Gallery:
         self._weights = np.zeros(0, dtype=np.float32)
         self._members: list[str] = []  # one per distinct member, in matrix block order
         self._starts = np.zeros(0, dtype=np.int64)  # first row of each member's block
+        self._template_ids: list[str] = []  # one per row
 
     def __len__(self) -> int:
         return len(self._members)
@@ -41,9 +43,11 @@ class Gallery:
         """Number of template rows."""
         return int(self._matrix.shape[0])
 
-    def load(self, rows: list[tuple[str, np.ndarray, float]]) -> None:
-        """Replace the gallery with (member_id, vector, weight) rows."""
+    def load(self, rows: list[tuple]) -> None:
+        """Replace the gallery with (member_id, vector, weight) or (member_id, vector, weight, template_id) rows."""
         rows = sorted(rows, key=lambda r: r[0])
+        tids = [str(r[3]) if len(r) > 3 else "" for r in rows]
+        rows = [r[:3] for r in rows]
         if rows:
             matrix = np.stack([np.asarray(v, dtype=np.float32) for _, v, _ in rows])
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -57,15 +61,31 @@ class Gallery:
                 np.zeros((0, 128), np.float32), np.zeros(0, np.float32), [], np.zeros(0, np.int64))
         with self._lock:
             self._matrix, self._weights, self._members, self._starts = matrix, weights, members, starts
+            self._template_ids = tids
 
     def load_from(self, replica: Replica) -> None:
-        """Decrypt the replica's templates into RAM."""
-        self.load([(t.member_id, t.vector, t.weight) for t in replica.templates()])
+        """Decrypt the replica's templates into RAM; local "not me" feedback scales their weights."""
+        factors = replica.template_factors()
+        self.load([(t.member_id, t.vector, t.weight * factors.get(t.template_id, 1.0), t.template_id)
+                   for t in replica.templates()])
+
+    def scale_template(self, template_id: str, factor: float) -> bool:
+        """Multiply one template's weight in RAM (feedback takes effect before the next reload)."""
+        with self._lock:
+            try:
+                row = self._template_ids.index(template_id)
+            except ValueError:
+                return False
+            weights = self._weights.copy()  # copy-on-write: a concurrent search keeps its snapshot
+            weights[row] *= factor
+            self._weights = weights
+        return True
 
     def search(self, probe: np.ndarray, k: int = 2) -> list[Candidate]:
         """Top-k members by their best template's weighted cosine similarity to `probe`."""
         with self._lock:
             matrix, weights, members, starts = self._matrix, self._weights, self._members, self._starts
+            tids = self._template_ids
         if not members:
             return []
         q = np.asarray(probe, dtype=np.float32)
@@ -75,4 +95,9 @@ class Gallery:
         k = min(k, len(members))
         top = np.argpartition(-best, k - 1)[:k]
         top = top[np.argsort(-best[top])]
-        return [Candidate(members[i], float(best[i])) for i in top]
+        out = []
+        for i in top:
+            end = int(starts[i + 1]) if i + 1 < len(starts) else len(sims)
+            row = int(starts[i]) + int(np.argmax(sims[starts[i]:end]))
+            out.append(Candidate(members[i], float(best[i]), tids[row] if tids else ""))
+        return out

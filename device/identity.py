@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from device.gallery import Gallery
+from sync.replica import Replica
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Decision:
     member_id: str | None
     score: float
     margin: float
+    template_id: str = ""  # the template that matched (or came closest)
+    candidate: str | None = None  # the best member even when rejected, for feedback and logs
 
 
 @dataclass
@@ -44,15 +47,28 @@ class TrackVotes:
         return next(iter(self.accepted)) if len(self.accepted) == 1 else None
 
 
-class Identifier:
-    """Applies threshold and margin to gallery candidates."""
+# Each "not me" multiplies the matched template's weight for that member by this, down to the floor.
+# 0.95 takes a 0.96 match to 0.912, under the calibrated 0.93 match threshold: one press stops it.
+NOT_ME_STEP = 0.95
+NOT_ME_FLOOR = 0.5
 
-    def __init__(self, gallery: Gallery, *, threshold: float, min_margin: float) -> None:
+
+class Identifier:
+    """Applies threshold and margin to gallery candidates.
+
+    ``threshold`` is the open-set match threshold (greeting); ``payment_threshold`` is the stricter
+    one used when ``decide(..., payment=True)``. Both come from `joyedge eval calibrate`.
+    """
+
+    def __init__(
+        self, gallery: Gallery, *, threshold: float, min_margin: float, payment_threshold: float | None = None
+    ) -> None:
         self.gallery = gallery
         self.threshold = threshold
         self.min_margin = min_margin
+        self.payment_threshold = max(threshold, payment_threshold if payment_threshold is not None else threshold)
 
-    def decide(self, embedding: np.ndarray) -> Decision:
+    def decide(self, embedding: np.ndarray, payment: bool = False) -> Decision:
         """Accept the best candidate, or return an unknown decision."""
         candidates = self.gallery.search(embedding, k=2)
         if not candidates:
@@ -60,6 +76,20 @@ class Identifier:
         best = candidates[0]
         runner_up = candidates[1].score if len(candidates) > 1 else -1.0
         margin = best.score - runner_up
-        if best.score >= self.threshold and margin >= self.min_margin:
-            return Decision(best.member_id, best.score, margin)
-        return Decision(None, best.score, margin)
+        threshold = self.payment_threshold if payment else self.threshold
+        if best.score >= threshold and margin >= self.min_margin:
+            return Decision(best.member_id, best.score, margin, best.template_id, best.member_id)
+        return Decision(None, best.score, margin, best.template_id, best.member_id)
+
+    def not_me(self, decision: Decision, replica: Replica) -> float | None:
+        """The shopper said "not me" to ``decision``: record it and lower that template for that member.
+
+        Returns the template's new weight factor, or None when the decision named no template.
+        """
+        member = decision.member_id or decision.candidate
+        if not member or not decision.template_id:
+            return None
+        before = replica.template_factors().get(decision.template_id, 1.0)
+        factor = replica.record_not_me(member, decision.template_id, decision.score, NOT_ME_STEP, NOT_ME_FLOOR)
+        self.gallery.scale_template(decision.template_id, factor / before)
+        return factor

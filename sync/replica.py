@@ -65,7 +65,18 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["cursors"].create({"stream": str, "seq": int}, pk="stream")
 
 
-MIGRATIONS = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # Device-local tables (never written by the sync daemon): "not me" feedback on a face match, and
+    # the per-template weight factor it produced. Weights multiply the synced template weight.
+    db["feedback_events"].create(
+        {"event_id": int, "kind": str, "member_id": str, "template_id": str, "score": float,
+         "factor_after": float, "created_at_ms": int},
+        pk="event_id",
+    )
+    db["template_feedback"].create({"template_id": str, "member_id": str, "factor": float}, pk="template_id")
+
+
+MIGRATIONS = [_migration_1, _migration_2]
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,49 @@ class Replica:
             out.append(TemplateRow(r["template_id"], r["member_id"], r["model"],
                                    np.frombuffer(raw, dtype="<f4").copy(), float(r["weight"])))
         return out
+
+    # -- device-local feedback (written by the device app, never by the sync daemon) ------------
+
+    def record_not_me(
+        self, member_id: str, template_id: str, score: float, step: float, floor: float, now_ms: int | None = None
+    ) -> float:
+        """Record a "not me" on a match and lower that template's factor for that member; returns it.
+
+        The factor is multiplied by ``step`` per event and never drops below ``floor``.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        try:
+            with self._tx() as conn:
+                row = conn.execute(
+                    "SELECT factor FROM template_feedback WHERE template_id = ? AND member_id = ?",
+                    (template_id, member_id),
+                ).fetchone()
+                factor = max(floor, (float(row[0]) if row else 1.0) * step)
+                conn.execute(
+                    "INSERT INTO template_feedback (template_id, member_id, factor) VALUES (?, ?, ?) "
+                    "ON CONFLICT(template_id) DO UPDATE SET factor = excluded.factor, member_id = excluded.member_id",
+                    (template_id, member_id, factor),
+                )
+                conn.execute(
+                    "INSERT INTO feedback_events (kind, member_id, template_id, score, factor_after, created_at_ms) "
+                    "VALUES ('not_me', ?, ?, ?, ?, ?)",
+                    (member_id, template_id, float(score), factor, now_ms),
+                )
+        except sqlite3.Error as err:
+            raise ReplicaError(f"cannot record feedback in {self.path}: {err}") from err
+        return factor
+
+    def template_factors(self) -> dict[str, float]:
+        """template_id → weight factor from local feedback (templates without feedback are absent)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT template_id, factor FROM template_feedback").fetchall()
+        return {r[0]: float(r[1]) for r in rows}
+
+    def feedback_events(self) -> list[dict[str, Any]]:
+        """Every recorded feedback event, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM feedback_events ORDER BY event_id").fetchall()
+        return [dict(r) for r in rows]
 
     def member(self, member_id: str) -> dict[str, Any] | None:
         """One member's row, or None."""
