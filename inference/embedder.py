@@ -1,13 +1,18 @@
 """Face embeddings with dlib's ResNet (128-D, 99.38 % on LFW), aligned by its 5-point shape predictor.
 
-``dlib`` (from the ``dlib-bin`` wheel) is imported when an embedder is built, never at import time.
-The embedding is the expensive stage (~90 ms on one core): compute it once per tracked face.
+Two runtimes compute the same network: ONNX Runtime on a graph converted in memory from the verified
+``.dat`` file (:mod:`inference.backends.dlib_onnx`, ~5 ms a chip on one core, embeddings within 1e-6
+of dlib's) and dlib itself (~90-120 ms a chip). ``backend="auto"`` takes ONNX Runtime when it loads and
+the conversion succeeds, else dlib with one log line. Alignment (5-point predictor, ``get_face_chip``)
+is dlib's in both cases. ``dlib`` (from the ``dlib-bin`` wheel) is imported when an embedder is built,
+never at import time.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,8 +27,13 @@ SHAPE_MODEL = "dlib_shape5"
 EMBEDDING_DIM = 128
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+# ONNX Runtime runs at most this many chips in one call (bounds the activation memory of embed_many).
+MAX_BATCH = 16
 
 Box = tuple[float, float, float, float]
+EmbedBackend = Literal["auto", "onnx", "dlib"]
+
+log = logging.getLogger(__name__)
 
 
 def _dlib() -> Any:
@@ -41,29 +51,74 @@ def l2_normalise(vec: np.ndarray) -> np.ndarray:
     return vec / norm if norm > 0 else vec
 
 
+def _normalise_rows(mat: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    return (mat / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 class FaceEmbedder:
-    """Align a detected face with the 5-point predictor and embed it with dlib's ResNet."""
+    """Align a detected face with the 5-point predictor and embed it with dlib's ResNet.
+
+    ``backend``: ``auto`` (ONNX Runtime when usable, else dlib), ``onnx`` (fail if it is not usable)
+    or ``dlib``. ``self.backend`` says which one runs. ``flip=True`` averages each chip's descriptor
+    with that of its mirror image (twice the embedding cost; see bench/RESULTS.md for its effect).
+    """
 
     model_name = EMBEDDING_MODEL
     dim = EMBEDDING_DIM
 
-    def __init__(self, shape_predictor_path: str, recognition_model_path: str, num_jitters: int = 0) -> None:
-        """Load both dlib models by path. ``num_jitters`` > 0 averages that many jittered chips (slower)."""
+    def __init__(
+        self,
+        shape_predictor_path: str,
+        recognition_model_path: str,
+        num_jitters: int = 0,
+        *,
+        backend: EmbedBackend = "auto",
+        flip: bool = False,
+        intra_op_threads: int = 1,
+    ) -> None:
+        """Load both models by path. ``num_jitters`` > 1 averages that many jittered chips (slower)."""
+        if backend not in ("auto", "onnx", "dlib"):
+            raise InferenceError(f"unknown embedding backend {backend!r}: use auto, onnx or dlib")
         dlib = _dlib()
         try:
             self._shape = dlib.shape_predictor(str(shape_predictor_path))
-            self._net = dlib.face_recognition_model_v1(str(recognition_model_path))
         except RuntimeError as err:
             raise InferenceError(
                 f"dlib cannot load its models ({err}): run `joyedge models verify`"
             ) from err
         self._dlib = dlib
         self.num_jitters = num_jitters
+        self.flip = flip
+        self._onnx: Any = None
+        self._net: Any = None
+        if backend in ("auto", "onnx"):
+            from inference.backends.dlib_onnx import DlibOnnxModel
+
+            try:
+                self._onnx = DlibOnnxModel(recognition_model_path, intra_op_threads=intra_op_threads)
+            except InferenceError as err:
+                if backend == "onnx":
+                    raise
+                log.warning("embedder: ONNX Runtime unusable (%s); using dlib (~20x slower)", err)
+        if self._onnx is None:
+            try:
+                self._net = dlib.face_recognition_model_v1(str(recognition_model_path))
+            except RuntimeError as err:
+                raise InferenceError(
+                    f"dlib cannot load its models ({err}): run `joyedge models verify`"
+                ) from err
+        self.backend: Literal["onnx", "dlib"] = "onnx" if self._onnx is not None else "dlib"
 
     @classmethod
-    def from_store(cls, store: ModelStore, num_jitters: int = 0) -> FaceEmbedder:
+    def from_store(
+        cls, store: ModelStore, num_jitters: int = 0, *, backend: EmbedBackend = "auto", flip: bool = False
+    ) -> FaceEmbedder:
         """Load the shape predictor and ResNet from the model store."""
-        return cls(str(store.path(SHAPE_MODEL)), str(store.path(EMBEDDING_MODEL)), num_jitters=num_jitters)
+        return cls(
+            str(store.path(SHAPE_MODEL)), str(store.path(EMBEDDING_MODEL)), num_jitters=num_jitters,
+            backend=backend, flip=flip,
+        )
 
     def align(self, rgb: np.ndarray, box: Box) -> np.ndarray:
         """The 150x150 aligned face chip (RGB uint8) for ``box`` (x0, y0, x1, y1 in pixels)."""
@@ -77,18 +132,50 @@ class FaceEmbedder:
 
     def embed_chip(self, chip: np.ndarray) -> np.ndarray:
         """The L2-normalised float32 (128,) embedding of an aligned 150x150 chip."""
-        chip = np.ascontiguousarray(as_rgb(chip))
-        if chip.shape[:2] != (CHIP_SIZE, CHIP_SIZE):
-            raise InferenceError(f"face chips must be {CHIP_SIZE}x{CHIP_SIZE}, got {chip.shape[:2]}")
-        desc = self._net.compute_face_descriptor(chip, self.num_jitters)
-        return l2_normalise(np.asarray(desc, dtype=np.float32))
+        return self.embed_chips([chip])[0]
+
+    def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """L2-normalised embeddings of several aligned chips, shape (len(chips), 128); batched on ONNX."""
+        if len(chips) == 0:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        batch = [self._check_chip(c) for c in chips]
+        raw = self._descriptors(batch)
+        if self.flip:
+            raw = raw + self._descriptors([np.ascontiguousarray(c[:, ::-1]) for c in batch])
+        return _normalise_rows(raw)
 
     def embed(self, rgb: np.ndarray, box: Box) -> np.ndarray:
         """The L2-normalised float32 (128,) embedding of the face in ``box`` of an RGB frame."""
         return self.embed_chip(self.align(rgb, box))
 
     def embed_many(self, rgb: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-        """Embeddings of several faces of one frame, shape (len(boxes), 128)."""
+        """Embeddings of several faces of one frame, shape (len(boxes), 128), in one batch on ONNX."""
         if not boxes:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        return np.stack([self.embed(rgb, box) for box in boxes])
+        return self.embed_chips([self.align(rgb, box) for box in boxes])
+
+    @staticmethod
+    def _check_chip(chip: np.ndarray) -> np.ndarray:
+        chip = np.ascontiguousarray(as_rgb(chip))
+        if chip.shape[:2] != (CHIP_SIZE, CHIP_SIZE):
+            raise InferenceError(f"face chips must be {CHIP_SIZE}x{CHIP_SIZE}, got {chip.shape[:2]}")
+        return chip
+
+    def _descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
+        """Raw (unnormalised) float32 descriptors, one row per chip, as dlib's compute_face_descriptor."""
+        if self._onnx is None:
+            return np.stack([
+                np.asarray(self._net.compute_face_descriptor(c, self.num_jitters), dtype=np.float32) for c in chips
+            ])
+        if self.num_jitters > 1:
+            # dlib averages the descriptors of num_jitters randomly jittered copies (jitter_image);
+            # the same copies are made here and run as one batch.
+            return np.stack([
+                self._run(np.stack(self._dlib.jitter_image(c, num_jitters=self.num_jitters))).mean(axis=0)
+                for c in chips
+            ])
+        return self._run(np.stack(chips))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        parts = [self._onnx.run(batch[i:i + MAX_BATCH])[0] for i in range(0, len(batch), MAX_BATCH)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
