@@ -2,7 +2,10 @@
 
     joyedge-cloud serve --db var/cloud.db --host 127.0.0.1 --port 50051
     joyedge-cloud seed-demo --db var/cloud.db --faces ../shared/data/lfw_original_10id --json
-    joyedge-cloud member list --db var/cloud.db
+    joyedge-cloud member list --db var/cloud.db --limit 20 --json
+    joyedge-cloud member show site-demo-m001 --db var/cloud.db --json
+    joyedge-cloud member transactions site-demo-m001 --db var/cloud.db --json
+    joyedge-cloud tags compute --db var/cloud.db
 
 A user mistake (missing folder, unreadable database, port in use) is one line on stderr,
 `joyedge-cloud: error: …`, and exit code 2 — never a traceback.
@@ -21,6 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cloud_stub.cli_admin import (
+    add_member_commands,
+    add_tags_commands,
+    member_show,
+    member_transactions,
+    tags_compute,
+)
 from cloud_stub.errors import CloudError
 
 PROG = "joyedge-cloud"
@@ -47,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(seed)
     seed.add_argument("--faces", type=Path, help="folder with one sub-folder of photos per person")
     seed.add_argument("--members", type=int, default=12, help="members to create without --faces")
+    seed.add_argument("--days", type=int, default=365, help="days of purchase history")
     seed.add_argument("--enroll-per-person", type=int, default=3)
     seed.add_argument("--seed", type=int, default=7)
     seed.add_argument("--site-id", default="site-demo")
@@ -57,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     mlist = member_sub.add_parser("list", help="list members")
     _db_arg(mlist)
     mlist.add_argument("--site-id", help="only this site")
+    mlist.add_argument("--limit", type=int, default=0, help="at most this many (0 = all)")
     mlist.add_argument("--json", action="store_true")
+    add_member_commands(member_sub, _db_arg)
+    add_tags_commands(sub, _db_arg)
     return parser
 
 
@@ -121,7 +135,7 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
     report = seed_demo(
         storage, args.faces, members=args.members, enroll_per_person=args.enroll_per_person,
-        site_id=args.site_id, seed=args.seed, progress=progress,
+        site_id=args.site_id, seed=args.seed, days=args.days, progress=progress,
     )
     if args.json:
         print(report.to_json())
@@ -138,7 +152,11 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
 def _member_list(args: argparse.Namespace) -> int:
     storage = _open_storage(args.db, create=False)
+    if args.limit < 0:
+        raise CloudError(f"--limit must be >= 0, got {args.limit}")
     members = storage.list_members(args.site_id)
+    if args.limit:
+        members = members[: args.limit]
     keys = ("member_id", "site_id", "name", "tier", "points", "tier_keep_points", "phone_last4",
             "gender", "birthday", "templates", "coupons")
     if args.json:
@@ -157,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "seed-demo":
             return _seed_demo(args)
+        if args.command == "tags":
+            return tags_compute(_open_storage(args.db, create=False), args, PROG)
+        if args.member_command == "show":
+            return member_show(_open_storage(args.db, create=False), args, _table)
+        if args.member_command == "transactions":
+            return member_transactions(_open_storage(args.db, create=False), args, _table)
         return _member_list(args)
     except CloudError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)

@@ -1,8 +1,10 @@
-"""Demo data for the reference cloud: a site, two stores, realistic members with tags and coupons, and
+"""Demo data for the reference cloud: a site, branded stores, realistic members with purchase
+histories across brands and stores, tags from the tag factory, coupons and a targeted campaign, and
 (optionally) consented face templates computed from a folder of photos.
 
-Everything is deterministic for a given `seed` (names, tiers, points, tags, coupons), except the
-validity windows, which are relative to the current time (or `now_ms`).
+Everything is deterministic for a given `seed` and day: names, tiers, points, transactions (their
+times are anchored at 00:00 UTC of the day of `now_ms`), coupons. Brands come in affinity groups
+(fashion, food, beauty, kids), so brand correlation finds real structure.
 
 Face photos are read only to compute templates; no image is stored. The `inference` package is imported
 lazily, only when `faces_dir` is given.
@@ -23,12 +25,22 @@ from cloud_stub.storage import Storage
 from cloud_stub.storage import now_ms as _now_ms
 
 DAY_MS = 24 * 3600 * 1000
-#: Dynamic tags (activity, rfm, spending, visit cycle) expire after this; static tags never do.
-DYNAMIC_TAG_TTL_MS = 90 * DAY_MS
 CONSENT_TEXT_VERSION = "face-consent-v1"
 SEED_DEVICE_ID = "seed-demo"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 USAGE_HINT = "打开小程序卡包出示给收银员"
+WINBACK_EXPRESSION = 'rfm in ["重要挽留客户", "重要保持客户"] or activity in ["沉默客户", "睡眠客户"]'
+# (store label, brand, typical ticket in cents); the first two are the demo devices' stores.
+BRAND_STORES: list[tuple[str, str, int]] = [
+    ("一楼 优衣库", "优衣库", 25000), ("三楼 ZARA", "ZARA", 40000), ("二楼 太平鸟", "太平鸟", 35000),
+    ("一楼 星巴克", "星巴克", 4500), ("B1 喜茶", "喜茶", 3000), ("五楼 海底捞", "海底捞", 30000),
+    ("一楼 丝芙兰", "丝芙兰", 45000), ("二楼 屈臣氏", "屈臣氏", 12000), ("四楼 乐高", "乐高", 60000),
+    ("四楼 巴拉巴拉", "巴拉巴拉", 20000),
+]
+BRAND_GROUPS = {
+    "fashion": ("优衣库", "ZARA", "太平鸟"), "food": ("星巴克", "喜茶", "海底捞"),
+    "beauty": ("丝芙兰", "屈臣氏"), "kids": ("乐高", "巴拉巴拉"),
+}
 
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧"
 GIVEN_M = ["建", "建国", "伟", "强", "磊", "军", "洋", "勇", "杰", "涛", "明", "超", "志强", "文博",
@@ -43,9 +55,6 @@ TIERS: list[tuple[str, tuple[int, int], int]] = [
     ("璀璨卡", (5000, 19999), 10000),
 ]
 TIER_WEIGHTS = [40, 30, 20, 10]
-RFM_SEGMENTS = ["重要价值客户", "重要保持客户", "重要发展客户", "重要挽留客户",
-                "一般价值客户", "一般保持客户", "一般发展客户", "一般挽留客户"]
-ACTIVITY = ["活跃客户", "沉默客户"]
 COUPON_TEMPLATES: list[tuple[str, int, int, int]] = [
     # title, kind, value_cents, threshold_cents
     ("20元现金券", crm_pb2.COUPON_KIND_CASH, 2000, 0),
@@ -75,16 +84,15 @@ class SeedReport:
     site_id: str
     store_ids: list[str]
     members: list[MemberReport]
+    transactions: int = 0
+    tags: int = 0
+    campaign: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
-
-
-def _generation(year: int) -> str:
-    return f"{year % 100 // 10 * 10:02d}后"
 
 
 def _names(rng: random.Random, count: int) -> list[tuple[str, str]]:
@@ -147,6 +155,7 @@ def seed_demo(
     site_id: str = "site-demo",
     store_id: str = "store-demo-01",
     seed: int = 7,
+    days: int = 365,
     now_ms: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SeedReport:
@@ -164,6 +173,8 @@ def seed_demo(
     now = now_ms if now_ms is not None else _now_ms()
     if enroll_per_person < 1:
         raise CloudError(f"enroll_per_person must be at least 1, got {enroll_per_person}")
+    if days < 1:
+        raise CloudError(f"days must be at least 1, got {days}")
 
     people: list[Path | None]
     if faces_dir is not None:
@@ -181,8 +192,14 @@ def seed_demo(
     second_store = store_id[:-2] + "02" if store_id.endswith("01") else store_id + "-2"
     store_ids = [store_id, second_store]
     storage.upsert_site(site_id, "悦云演示广场")
-    storage.upsert_store(store_ids[0], site_id, "悦云演示广场 一楼旗舰店")
-    storage.upsert_store(store_ids[1], site_id, "悦云演示广场 三楼快闪店")
+    storage.upsert_store(store_ids[0], site_id, "悦云演示广场 一楼旗舰店", BRAND_STORES[0][1])
+    storage.upsert_store(store_ids[1], site_id, "悦云演示广场 三楼快闪店", BRAND_STORES[1][1])
+    # Further branded stores (transactions only; the demo devices stand in the first two).
+    brand_stores = list(zip(store_ids, (b for _, b, _ in BRAND_STORES[:2]), strict=True))
+    for n, (label, brand, _) in enumerate(BRAND_STORES[2:], 3):
+        sid = f"{site_id}-store-{n:02d}"
+        storage.upsert_store(sid, site_id, f"悦云演示广场 {label}", brand)
+        brand_stores.append((sid, brand))
 
     encoder: _FaceEncoder | None = None
     if faces_dir is not None:
@@ -198,8 +215,82 @@ def seed_demo(
             say(f"enrolling {person.name} as {name} ({member_id})")
             _enroll(storage, encoder, person, report, enroll_per_person, now)
         reports.append(report)
-    say(f"seeded {len(reports)} members in {site_id}")
-    return SeedReport(site_id=site_id, store_ids=store_ids, members=reports)
+    say(f"seeded {len(reports)} members in {site_id}; writing {days} days of transactions")
+    anchor = now - now % DAY_MS
+    txns = _transactions(storage, [r.member_id for r in reports], brand_stores, days, seed, anchor)
+    say(f"{txns} transactions; computing tags")
+    from cloud_stub.tags import compute_tags
+
+    run = compute_tags(storage, as_of_ms=now, seed=seed, progress=say)
+    campaign = _campaign(storage, site_id, now)
+    say(f"campaign {campaign['campaign_id']}: {campaign['issued']} coupons issued")
+    return SeedReport(site_id=site_id, store_ids=store_ids, members=reports, transactions=txns,
+                      tags=run.tags_written, campaign=campaign)
+
+
+def _transactions(
+    storage: Storage, member_ids: list[str], brand_stores: list[tuple[str, str]], days: int, seed: int,
+    anchor_ms: int,
+) -> int:
+    """Purchase histories: each member shops mostly in one brand group at their own rhythm, some
+    stop coming back (silent, sleeping, lost members). Written in one transaction."""
+    from cloud_stub.crm import PURCHASE, RETURN
+
+    if days < 1:
+        raise CloudError(f"days must be at least 1, got {days}")
+    ticket = {brand: cents for _, brand, cents in BRAND_STORES}
+    group_of = {brand: g for g, brands in BRAND_GROUPS.items() for brand in brands}
+    by_group: dict[str, list[tuple[str, str]]] = {}
+    for sid, brand in brand_stores:
+        by_group.setdefault(group_of[brand], []).append((sid, brand))
+    groups = sorted(by_group)
+    rows = []
+    for member_id in member_ids:
+        rng = random.Random(f"{seed}:{member_id}")
+        home = rng.choice(groups)
+        per_30_days = rng.choice([0.3, 0.6, 1, 2, 4, 8])
+        stop = 0 if rng.random() < 0.6 else rng.randint(0, days)  # days ago the member stopped coming
+        day = days
+        k = 0
+        while True:
+            day -= max(1, int(rng.expovariate(per_30_days / 30)))
+            if day < stop or day < 1:
+                break
+            group = home if rng.random() < 0.8 else rng.choice(groups)
+            sid, brand = rng.choice(by_group[group])
+            cents = max(100, int(rng.lognormvariate(0, 0.5) * ticket[brand]) // 100 * 100)
+            at = anchor_ms - day * DAY_MS + rng.randint(10, 21) * 3600 * 1000
+            k += 1
+            kind = RETURN if rng.random() < 0.03 else PURCHASE
+            rows.append((f"{member_id}-x{k:04d}", member_id, sid, brand, cents, at, kind))
+        if k == 0:  # every demo member has bought at least once
+            sid, brand = rng.choice(by_group[home])
+            rows.append((f"{member_id}-x0001", member_id, sid, brand, ticket[brand], anchor_ms - DAY_MS, PURCHASE))
+    with storage.transaction("seed transactions") as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO transactions (txn_id, member_id, store_id, brand, amount_cents, at_ms, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)", rows,
+        )
+    return len(rows)
+
+
+def _campaign(storage: Storage, site_id: str, now: int) -> dict[str, Any]:
+    """The demo win-back campaign, issued to lapsing important members."""
+    from cloud_stub.marketing import campaigns
+
+    campaign_id = f"{site_id}-winback"
+    try:
+        campaigns.get_campaign(storage, campaign_id)
+    except CloudError:
+        campaigns.create_campaign(storage, {
+            "campaign_id": campaign_id, "site_id": site_id, "name": "老客回流 满300减30",
+            "expression": WINBACK_EXPRESSION, "title": "满300减30券", "kind": crm_pb2.COUPON_KIND_THRESHOLD,
+            "value_cents": 3000, "threshold_cents": 30000, "store_ids": [],
+            "valid_from_ms": now - now % DAY_MS, "valid_until_ms": now - now % DAY_MS + 30 * DAY_MS,
+            "per_member_limit": 1, "usage_hint": USAGE_HINT,
+        })
+    counts = campaigns.issue_campaign(storage, campaign_id)
+    return {"campaign_id": campaign_id, "expression": WINBACK_EXPRESSION, **counts}
 
 
 def _seed_member(
@@ -220,20 +311,10 @@ def _seed_member(
         member_id=member_id, site_id=site_id, name=name, tier=tier, points=rng.randint(lo, hi),
         tier_keep_points=keep, phone=phone, gender=gender, birthday=birthday, updated_at_ms=now,
     )
-    computed = now - rng.randint(1, 7) * DAY_MS
-    dynamic_until = computed + DYNAMIC_TAG_TTL_MS
-    tags = [
-        ("rfm", rng.choice(RFM_SEGMENTS), round(rng.uniform(0.5, 1.0), 2), dynamic_until),
-        ("activity", rng.choice(ACTIVITY), round(rng.uniform(0.5, 1.0), 2), dynamic_until),
-        ("generation", _generation(year), 1.0, 0),
-        ("spending_stars", str(rng.randint(1, 5)), 1.0, dynamic_until),
-        ("visit_cycle", f"{rng.uniform(0.5, 6.0):.1f}", 1.0, dynamic_until),
-    ]
-    for kind, value, score, until in tags:
-        storage.upsert_tag(
-            tag_id=f"{member_id}-{kind}", member_id=member_id, kind=kind, value=value, score=score,
-            computed_at_ms=computed, valid_until_ms=until,
-        )
+    # The same draws as before tags came from the tag factory, so names and coupons stay stable.
+    rng.randint(1, 7)
+    for _ in range(5):
+        rng.random()
     for n, (title, kind, value_cents, threshold) in enumerate(
         rng.sample(COUPON_TEMPLATES, rng.randint(1, 3)), 1
     ):

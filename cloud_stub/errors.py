@@ -25,3 +25,12 @@ class StorageError(CloudError):
 
 class StorageBusyError(StorageError):
     """The storage backend is temporarily unavailable (locked by another writer); retrying may succeed."""
+
+
+class ConflictError(CloudError):
+    """The request is well-formed but the current state forbids it (coupon already redeemed, expired,
+    idempotency key reused with other parameters, …). Retrying the same request will not help."""
+
+
+class DeadlineError(CloudError):
+    """The caller's deadline passed before the work was done; nothing was written."""

@@ -1,4 +1,5 @@
-"""The reference cloud's gRPC server: Sync, the standard health service and server reflection.
+"""The reference cloud's gRPC server: Sync, CRM, Marketing, Credit, Fusion, Payment, DeviceRegistry,
+the standard health service and server reflection.
 
     with start_server("var/cloud.db", port=0) as server:
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
@@ -17,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from api.v1 import sync_pb2_grpc
 from cloud_stub.errors import CloudError
+from cloud_stub.services import add_services
 from cloud_stub.storage import SqliteStorage, Storage
 from cloud_stub.sync_service import SERVICE_NAME as SYNC_SERVICE_NAME
 from cloud_stub.sync_service import SyncServicer
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_WORKERS = 16
 #: Seconds in-flight calls get to finish when the server stops without an explicit grace.
 DEFAULT_GRACE_S = 2.0
+#: Largest request or response; bigger ones are refused with RESOURCE_EXHAUSTED before any handler runs.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class CloudServer:
@@ -100,15 +104,18 @@ def start_server(
     store = storage if storage is not None else SqliteStorage(db_path)
     executor = futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="joyedge-cloud")
     # so_reuseport=0: a second server on the same port must fail, not silently share it.
-    server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
+    server = grpc.server(executor, options=[
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ])
     sync_pb2_grpc.add_SyncServicer_to_server(SyncServicer(store), server)
+    names = [SYNC_SERVICE_NAME, *add_services(server, store)]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SYNC_SERVICE_NAME):
+    for name in ("", *names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (SYNC_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = (

@@ -11,6 +11,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from api.v1 import crm_pb2, sync_pb2
@@ -63,8 +64,11 @@ class Storage(abc.ABC):
         """Create or rename a site."""
 
     @abc.abstractmethod
-    def upsert_store(self, store_id: str, site_id: str, name: str) -> None:
-        """Create or rename a store of an existing site (NotFoundError when the site is unknown)."""
+    def upsert_store(self, store_id: str, site_id: str, name: str, brand: str | None = None) -> None:
+        """Create or rename a store of an existing site (NotFoundError when the site is unknown).
+
+        `brand` None keeps the store's brand (a new store gets "").
+        """
 
     @abc.abstractmethod
     def list_stores(self, site_id: str) -> list[dict[str, Any]]:
@@ -171,6 +175,7 @@ class Storage(abc.ABC):
         valid_until_ms: int,
         usage_hint: str = "",
         status: int = crm_pb2.COUPON_STATUS_ISSUED,
+        campaign_id: str = "",
     ) -> int:
         """Create or update a coupon of an existing member."""
 
@@ -186,6 +191,15 @@ class Storage(abc.ABC):
         """Up to `limit` changes of `stream` for `site_id` with seq > `after_seq`, in seq order.
 
         Returns (changes, has_more); each change is (seq, key, deleted, row dict or None).
+        """
+
+    # --- domain transactions ------------------------------------------------------------------
+    @abc.abstractmethod
+    def transaction(self, what: str, *, write: bool = True) -> AbstractContextManager[Any]:
+        """One atomic transaction for the domain modules (CRM, tags, marketing, credit, fusion, payment,
+        registry): a DB-API connection, committed on success, rolled back on any error, whose errors
+        come out as `StorageError`. Write transactions are serialised with every other writer, so the
+        change sequence stays in commit order (see schema.py; PostgreSQL: row lock on seq_counter).
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -113,6 +113,170 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX tombstones_scope ON tombstones (stream, site_id, seq);
         """,
     ),
+    (
+        2,
+        # Domains beyond replication: transactions and points, tag runs, campaigns and redemptions,
+        # credit events, the identity graph, plates and parking, payments, devices and claim tokens.
+        """
+        ALTER TABLE stores ADD COLUMN brand TEXT NOT NULL DEFAULT '';
+        ALTER TABLE coupons ADD COLUMN campaign_id TEXT NOT NULL DEFAULT '';
+        CREATE INDEX coupons_campaign ON coupons (campaign_id, member_id);
+        CREATE TABLE transactions (
+            txn_id TEXT PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            brand TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+            at_ms INTEGER NOT NULL,
+            kind INTEGER NOT NULL
+        );
+        CREATE INDEX transactions_member ON transactions (member_id, kind, at_ms, amount_cents);
+        CREATE TABLE points_ledger (
+            entry_id TEXT PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            delta INTEGER NOT NULL,
+            balance_after INTEGER NOT NULL CHECK (balance_after >= 0),
+            tier_after TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX points_member ON points_ledger (member_id, at_ms);
+        CREATE TABLE tag_runs (
+            run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            as_of_ms INTEGER NOT NULL,
+            finished_at_ms INTEGER NOT NULL,
+            members INTEGER NOT NULL,
+            transactions INTEGER NOT NULL,
+            tags_written INTEGER NOT NULL,
+            summary TEXT NOT NULL
+        );
+        CREATE TABLE campaigns (
+            campaign_id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            expression TEXT NOT NULL,
+            title TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            value_cents INTEGER NOT NULL,
+            threshold_cents INTEGER NOT NULL,
+            store_ids TEXT NOT NULL,
+            valid_from_ms INTEGER NOT NULL,
+            valid_until_ms INTEGER NOT NULL,
+            per_member_limit INTEGER NOT NULL,
+            usage_hint TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE redemptions (
+            redemption_id TEXT PRIMARY KEY,
+            coupon_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            order_amount_cents INTEGER NOT NULL,
+            discount_cents INTEGER NOT NULL,
+            redeemed_at_ms INTEGER NOT NULL,
+            received_at_ms INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            compensation_id TEXT NOT NULL
+        );
+        CREATE INDEX redemptions_coupon ON redemptions (coupon_id);
+        CREATE TABLE compensations (
+            event_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            coupon_id TEXT NOT NULL,
+            redemption_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE credit_events (
+            event_id TEXT PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX credit_events_member ON credit_events (member_id);
+        CREATE TABLE identities (
+            id_type INTEGER NOT NULL,
+            id_value TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            origin_member_id TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            observed_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (id_type, id_value)
+        );
+        CREATE INDEX identities_member ON identities (member_id);
+        CREATE TABLE member_merges (
+            absorbed_id TEXT PRIMARY KEY,
+            kept_id TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            merged_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE plates (
+            plate TEXT PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            observed_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX plates_member ON plates (member_id);
+        CREATE TABLE parking (
+            plate TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            bay TEXT NOT NULL,
+            entered_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE payments (
+            payment_id TEXT PRIMARY KEY,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            request_hash TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            decline_code TEXT NOT NULL,
+            decline_reason TEXT NOT NULL,
+            match_score REAL NOT NULL,
+            liveness_passed INTEGER NOT NULL,
+            captured_cents INTEGER NOT NULL,
+            refunded_cents INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX payments_member ON payments (member_id, created_at_ms);
+        CREATE INDEX payments_device ON payments (device_id, created_at_ms);
+        CREATE TABLE refunds (
+            refund_id TEXT PRIMARY KEY,
+            payment_id TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE devices (
+            device_id TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            name TEXT NOT NULL,
+            claimed_at_ms INTEGER NOT NULL,
+            last_seen_at_ms INTEGER NOT NULL,
+            software_version TEXT NOT NULL
+        );
+        CREATE TABLE claim_tokens (
+            token_hash TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            used_by TEXT NOT NULL,
+            used_at_ms INTEGER NOT NULL
+        )
+        """,
+    ),
 ]
 
 # Per stream: table, key column, and how a row is scoped to a site.

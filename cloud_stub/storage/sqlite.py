@@ -70,22 +70,23 @@ class SqliteStorage(Storage):
                 (site_id, name),
             )
 
-    def upsert_store(self, store_id: str, site_id: str, name: str) -> None:
+    def upsert_store(self, store_id: str, site_id: str, name: str, brand: str | None = None) -> None:
         if not store_id:
             raise InvalidRequestError("store_id must not be empty")
         with self._tx("upsert store") as conn:
             if conn.execute("SELECT 1 FROM sites WHERE site_id = ?", (site_id,)).fetchone() is None:
                 raise NotFoundError(f"site {site_id!r} does not exist")
             conn.execute(
-                "INSERT INTO stores (store_id, site_id, name) VALUES (?, ?, ?)"
-                " ON CONFLICT (store_id) DO UPDATE SET site_id = excluded.site_id, name = excluded.name",
-                (store_id, site_id, name),
+                "INSERT INTO stores (store_id, site_id, name, brand) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (store_id) DO UPDATE SET site_id = excluded.site_id, name = excluded.name,"
+                " brand = CASE WHEN ? IS NULL THEN stores.brand ELSE excluded.brand END",
+                (store_id, site_id, name, brand or "", brand),
             )
 
     def list_stores(self, site_id: str) -> list[dict[str, Any]]:
         with self._tx("list stores", write=False) as conn:
             rows = conn.execute(
-                "SELECT store_id, site_id, name FROM stores WHERE site_id = ? ORDER BY store_id",
+                "SELECT store_id, site_id, name, brand FROM stores WHERE site_id = ? ORDER BY store_id",
                 (site_id,),
             ).fetchall()
         return [dict(r) for r in rows]
@@ -340,6 +341,7 @@ class SqliteStorage(Storage):
         valid_until_ms: int,
         usage_hint: str = "",
         status: int = crm_pb2.COUPON_STATUS_ISSUED,
+        campaign_id: str = "",
     ) -> int:
         if not coupon_id:
             raise InvalidRequestError("coupon_id must not be empty")
@@ -352,17 +354,21 @@ class SqliteStorage(Storage):
             seq = db.next_seq(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO coupons (coupon_id, member_id, title, kind, value_cents,"
-                " threshold_cents, store_ids, valid_from_ms, valid_until_ms, usage_hint, status, seq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " threshold_cents, store_ids, valid_from_ms, valid_until_ms, usage_hint, status, seq,"
+                " campaign_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (coupon_id, member_id, title, int(kind), int(value_cents), int(threshold_cents),
                  json.dumps(list(store_ids)), int(valid_from_ms), int(valid_until_ms), usage_hint,
-                 int(status), seq),
+                 int(status), seq, campaign_id),
             )
             db.clear_tombstone(conn, STREAM_COUPONS, coupon_id, site)
         return seq
 
     def delete_coupon(self, coupon_id: str) -> int:
         return self._delete_child(STREAM_COUPONS, coupon_id)
+
+    # --- domain transactions ------------------------------------------------------------------
+    def transaction(self, what: str, *, write: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._tx(what, write=write)
 
     # --- replication ------------------------------------------------------------------------
     def changes(

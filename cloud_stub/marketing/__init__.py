@@ -1,0 +1,1 @@
+"""Marketing (D客): tag expressions, campaigns and coupon issue, online and offline redemption."""
