@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from device.errors import ConfigError
 
@@ -62,23 +62,54 @@ class DepthCameraConfig(_Strict):
     width: int = Field(default=640, gt=0)
     height: int = Field(default=480, gt=0)
 
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if v.split(":", 1)[0] not in ("depth", "depth-replay", "fake-depth", "orbbec", "realsense"):
+            raise ValueError(f"depth camera uri {v!r}: scheme must be depth:, depth-replay: or fake-depth:")
+        return v
+
 
 class PrinterConfig(_Strict):
+    # usb:VID:PID, serial:/dev/tty…[?baud=N], tcp://HOST[:9100], file:PATH, fake:
     uri: str
     paper_mm: Literal[58, 80] = 80
 
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if v.split(":", 1)[0] not in ("usb", "serial", "tcp", "file", "fake"):
+            raise ValueError(f"printer uri {v!r}: use usb:VID:PID, serial:/dev/tty…, tcp://HOST:9100 or file:PATH")
+        return v
+
 
 class InputConfig(_Strict):
+    """A scanner (hid/evdev keyboard wedge, serial, camera) or, with kind evdev, a button device."""
+
     kind: Literal["hid", "serial", "camera", "evdev"]
     source: str
+    keymap: Literal["us", "de"] = "us"  # the keyboard layout a wedge scanner is configured for
+    terminator: Literal["enter", "tab"] = "enter"
+    grab: bool = True  # exclusive: scans must not type into the kiosk browser
+    baudrate: int = Field(default=9600, gt=0)
+    keys: list[int] = []  # buttons: the key codes to watch (linux/input-event-codes.h); empty = any
 
 
 class DisplayConfig(_Strict):
-    uri: str
+    uri: str  # serial:/dev/…[?baud=N] or fake:
+    encoding: Literal["ascii", "gb18030"] = "ascii"
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if v.split(":", 1)[0] not in ("serial", "fake"):
+            raise ValueError(f"customer display uri {v!r}: use serial:/dev/tty…")
+        return v
 
 
 class CashDrawerConfig(_Strict):
     via: Literal["printer"] = "printer"
+    pin: Literal[2, 5] = 2
 
 
 class Peripherals(_Strict):
@@ -87,6 +118,12 @@ class Peripherals(_Strict):
     customer_display: DisplayConfig | None = None
     cash_drawer: CashDrawerConfig | None = None
     call_button: InputConfig | None = None
+
+    @model_validator(mode="after")
+    def _drawer_needs_printer(self) -> Peripherals:
+        if self.cash_drawer is not None and self.printer is None:
+            raise ValueError("cash_drawer opens by the printer's kick pulse: configure [peripherals.printer]")
+        return self
 
 
 class InferenceConfig(_Strict):

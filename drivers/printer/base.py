@@ -7,6 +7,7 @@ the drawer kick are built above it, so the fake twin exercises the same code as 
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Literal
@@ -29,6 +30,10 @@ class Printer(ABC):
         self.uri = uri
         self.paper_mm = paper_mm
         self._is_open = False
+        # The app prints while the health supervisor probes: opens nest (counted) and a status
+        # query never lands inside a receipt, so one lock guards each whole exchange.
+        self._lock = threading.RLock()
+        self._users = 0
 
     # -- transport primitives ------------------------------------------------------------------
     @abstractmethod
@@ -49,32 +54,38 @@ class Printer(ABC):
 
     # -- protocol ----------------------------------------------------------------------------
     def open(self) -> None:
-        """Connect to the printer (PeripheralMissingError says what to check)."""
-        if not self._is_open:
-            self._open()
-            self._is_open = True
+        """Connect to the printer (PeripheralMissingError says what to check). Opens nest."""
+        with self._lock:
+            if not self._is_open:
+                self._open()
+                self._is_open = True
+            self._users += 1
 
     def close(self) -> None:
-        """Disconnect."""
-        if self._is_open:
-            self._is_open = False
-            self._close()
+        """Disconnect when the last user closes."""
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._is_open and self._users == 0:
+                self._is_open = False
+                self._close()
 
     def write(self, data: bytes) -> None:
         """Send raw ESC/POS bytes."""
-        if not self._is_open:
-            raise PrinterError(f"printer {self.uri} written before open()")
-        self._raw(data)
+        with self._lock:
+            if not self._is_open:
+                raise PrinterError(f"printer {self.uri} written before open()")
+            self._raw(data)
 
     def status(self) -> PrinterStatus:
         """Ask DLE EOT 1, 2 and 4 and say what state the printer is in."""
         if not self.readable:
             return PrinterStatus("unknown", f"{self.backend} transport cannot report paper or cover state")
         answers: list[int | None] = []
-        for n in (1, 2, 4):
-            self.write(cmd.status_query(n))  # type: ignore[arg-type]
-            reply = self._read()
-            answers.append(reply[-1] if reply else None)
+        with self._lock:
+            for n in (1, 2, 4):
+                self.write(cmd.status_query(n))  # type: ignore[arg-type]
+                reply = self._read()
+                answers.append(reply[-1] if reply else None)
         return cmd.parse_status(*answers)
 
     def ensure_ready(self) -> PrinterStatus:
@@ -88,9 +99,10 @@ class Printer(ABC):
 
     def print_receipt(self, receipt: Receipt) -> int:
         """Render and send a receipt after checking the printer can take it; returns bytes sent."""
-        self.ensure_ready()
         job = render(receipt, self.paper_mm)
-        self.write(job)
+        with self._lock:
+            self.ensure_ready()
+            self.write(job)
         return len(job)
 
     def kick_drawer(self, pin: Literal[2, 5] = 2) -> None:

@@ -27,7 +27,7 @@ class FakePrinter(Printer):
         self.cover_open = False
         self.drawer_open = False
         self._replies: list[int] = []
-        self._lock = threading.Lock()
+        self._reply_lock = threading.Lock()
 
     def unplug(self) -> None:
         """Pull the cable: the next write fails and opening fails until `replug()`."""
@@ -44,7 +44,7 @@ class FakePrinter(Printer):
     def _raw(self, data: bytes) -> None:
         if not self.plugged:
             raise PrinterError(f"printer {self.uri} lost the connection (fake unplugged)")
-        with self._lock:
+        with self._reply_lock:
             self.data += data
             # A real printer answers DLE EOT n at once, even mid-job; scan for them the same way.
             i = data.find(cmd.DLE + cmd.EOT)
@@ -64,7 +64,7 @@ class FakePrinter(Printer):
         return byte
 
     def _read(self) -> bytes:
-        with self._lock:
+        with self._reply_lock:
             return bytes([self._replies.pop(0)]) if self._replies else b""
 
     def _close(self) -> None:
