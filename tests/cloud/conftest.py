@@ -38,3 +38,42 @@ def channel(server: CloudServer) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def sync_stub(channel: grpc.Channel) -> sync_pb2_grpc.SyncStub:
     return sync_pb2_grpc.SyncStub(channel)
+
+
+# --- domain services (same server, same channel) -----------------------------------------------
+from api.v1 import (  # noqa: E402
+    credit_pb2_grpc,
+    crm_service_pb2_grpc,
+    fusion_pb2_grpc,
+    marketing_pb2_grpc,
+    payment_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
+
+SITE = "site-t"
+STORE = "store-t1"
+STORE2 = "store-t2"
+
+
+@pytest.fixture
+def stubs(channel: grpc.Channel) -> dict[str, object]:
+    """A stub per domain service, on the loopback channel."""
+    return {
+        "crm": crm_service_pb2_grpc.CRMStub(channel),
+        "marketing": marketing_pb2_grpc.MarketingStub(channel),
+        "credit": credit_pb2_grpc.CreditStub(channel),
+        "fusion": fusion_pb2_grpc.FusionStub(channel),
+        "payment": payment_pb2_grpc.PaymentStub(channel),
+        "registry": registry_pb2_grpc.DeviceRegistryStub(channel),
+    }
+
+
+@pytest.fixture
+def site(stubs: dict[str, object]) -> str:
+    """A site with two branded stores, created over gRPC."""
+    reg = stubs["registry"]
+    reg.UpsertSite(registry_pb2.Site(site_id=SITE, name="测试广场"), timeout=10)
+    reg.UpsertStore(registry_pb2.Store(store_id=STORE, site_id=SITE, name="一楼", brand="优衣库"), timeout=10)
+    reg.UpsertStore(registry_pb2.Store(store_id=STORE2, site_id=SITE, name="二楼", brand="星巴克"), timeout=10)
+    return SITE
