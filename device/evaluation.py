@@ -9,6 +9,7 @@ costs nothing at probe time and makes each template less pose-specific. No face 
 from __future__ import annotations
 
 import logging
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,11 @@ class FaceEncoder:
 
         Returns None when no face is found; raises DeviceError naming the file for an unreadable image.
         """
+        both = self.encode_pair(path, flip)
+        return None if both is None else both[1]
+
+    def encode_pair(self, path: Path, flip: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """(plain embedding, template): the template is the flip average when ``flip``, else the plain one."""
         from inference.errors import ImageError, InferenceError
         from inference.image import load_image
 
@@ -131,14 +137,16 @@ class FaceEncoder:
                 return None
             image, box = found
             if not flip:
-                return np.asarray(self.embedder.embed(image, box), dtype=np.float32)
+                plain = np.asarray(self.embedder.embed(image, box), dtype=np.float32)
+                return plain, plain
             chip = self.embedder.align(image, box)
-            both = self.embedder.embed_chip(chip) + self.embedder.embed_chip(np.ascontiguousarray(chip[:, ::-1]))
+            plain = np.asarray(self.embedder.embed_chip(chip), dtype=np.float32)
+            both = plain + self.embedder.embed_chip(np.ascontiguousarray(chip[:, ::-1]))
         except ImageError as err:
             raise DeviceError(str(err)) from err
         except InferenceError as err:
             raise DeviceError(f"{path}: {err}") from err
-        return (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
+        return plain, (both / max(float(np.linalg.norm(both)), 1e-12)).astype(np.float32)
 
 
 @dataclass
@@ -152,6 +160,8 @@ class IdentifyRun:
     failures_to_detect: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     enrolled_ids: int = 0
+    probe_ms: list[float] = field(default_factory=list)  # load + detect + embed, per plain photo
+    search_ms: list[float] = field(default_factory=list)  # 1:N search, per mated probe
 
     def report(self, fpir: float = OPEN_SET_FPIR) -> dict[str, Any]:
         """The JSON report of `joyedge eval identify`."""
@@ -177,13 +187,16 @@ def _round(x: float | None) -> float | None:
 
 
 def _encode_all(
-    encoder: FaceEncoder, paths: Iterable[Path], run: IdentifyRun, flip: bool
-) -> dict[Path, np.ndarray]:
+    encoder: FaceEncoder, paths: Iterable[Path], run: IdentifyRun, flip: Iterable[Path] = ()
+) -> dict[Path, tuple[np.ndarray, np.ndarray]]:
+    """(plain, template) per photo with a face; photos in ``flip`` get flip-averaged templates."""
+    flip = set(flip)
     out = {}
     for path in paths:
         run.images += 1
+        t0 = time.perf_counter()
         try:
-            emb = encoder.encode(path, flip=flip)
+            emb = encoder.encode_pair(path, flip=path in flip)
         except DeviceError as err:
             _LOG.warning("skipping %s", err)
             run.unreadable.append(str(path))
@@ -192,6 +205,8 @@ def _encode_all(
             run.failures_to_detect.append(str(path))
         else:
             out[path] = emb
+            if path not in flip:
+                run.probe_ms.append((time.perf_counter() - t0) * 1000.0)
     return out
 
 
@@ -223,25 +238,30 @@ def evaluate_identify(
         raise DeviceError(f"distractors must be never-enrolled people, but these are in the gallery: {sorted(overlap)}")
     run = IdentifyRun(OpenSetScores(np.zeros(0), np.zeros(0, bool), np.zeros(0)), np.zeros(0), np.zeros(0), 0)
     rows: list[tuple[str, np.ndarray, float]] = []
+    missed_probes = 0
     probes: list[tuple[str, np.ndarray]] = []
     labelled: list[tuple[str, np.ndarray]] = []  # one plain embedding per labelled photo, for 1:1 pairs
     for person, images in people.items():
         enroll, rest = images[:enroll_per_id], images[enroll_per_id:]
-        plain = _encode_all(encoder, images, run, flip=False)
-        labelled += [(person, e) for e in plain.values()]
-        templates = {p: encoder.encode(p, flip=True) for p in enroll if p in plain} if flip_enroll else {
-            p: plain[p] for p in enroll if p in plain}
-        rows += [(person, t, 1.0) for t in templates.values() if t is not None]
-        probes += [(person, plain[p]) for p in rest if p in plain]
+        found = _encode_all(encoder, images, run, flip=enroll if flip_enroll else ())
+        labelled += [(person, plain) for plain, _ in found.values()]
+        rows += [(person, found[p][1], 1.0) for p in enroll if p in found]
+        probes += [(person, found[p][0]) for p in rest if p in found]
+        # A probe photo whose face was not found is a miss (ISO/IEC 19795: failures to acquire count).
+        missed_probes += sum(1 for p in rest if p not in found)
     run.enrolled_ids = len({m for m, _, _ in rows})
     gallery = Gallery()
     gallery.load(rows)
     mated_scores, mated_ok = [], []
     for person, emb in probes:
+        t0 = time.perf_counter()
         top = gallery.search(emb, k=1)
+        run.search_ms.append((time.perf_counter() - t0) * 1000.0)
         mated_scores.append(top[0].score if top else -1.0)
         mated_ok.append(bool(top) and top[0].member_id == person)
-    extra = _encode_all(encoder, extra_paths, run, flip=False)
+    mated_scores += [float("-inf")] * missed_probes
+    mated_ok += [False] * missed_probes
+    extra = {p: plain for p, (plain, _) in _encode_all(encoder, extra_paths, run).items()}
     nonmated = [gallery.search(e, k=1)[0].score for e in extra.values()] if len(gallery) else []
     run.open_set = OpenSetScores(np.array(mated_scores), np.array(mated_ok, dtype=bool), np.array(nonmated))
     if labelled:
