@@ -30,7 +30,16 @@ test: venv system models
 	@$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: no tests ran" >&2; exit 1; fi; exit $$rc
 
-bench: venv system models
+# Peers of bench/inference.py, bench only (never needed by `make test`): faiss, and face_recognition on
+# the dlib-bin we already have (--no-deps, so it cannot pull a source dlib); face_recognition_models
+# imports pkg_resources, which setuptools 81 removed.
+BENCH_PEERS := $(VENV)/.joyedge-bench-peers
+$(BENCH_PEERS): $(STAMP)
+	$(BIN)/python -m pip install -q faiss-cpu "setuptools<81"
+	$(BIN)/python -m pip install -q --no-deps face_recognition==1.3.0 face_recognition_models==0.3.0
+	@touch $(BENCH_PEERS)
+
+bench: venv system models $(BENCH_PEERS)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] || exit $$rc
 	@for b in bench/search.py bench/inference.py bench/cloud.py bench/sync.py; do \
 	  if [ -f $$b ]; then echo "== $$b"; $(BIN)/python $$b || exit 1; fi; \
