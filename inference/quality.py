@@ -16,6 +16,8 @@ SHARPNESS_SATURATION = 600.0
 # Nose offset from the eye midpoint (in eye distances) and eye-line tilt at which frontalness reaches 0.
 MAX_YAW_OFFSET = 0.5
 MAX_ROLL_DEG = 35.0
+# A box this close to the frame edge is probably cut off by it (boxes are clipped to the frame).
+EDGE_PX = 1.0
 
 
 def size_score(det: Detection) -> float:
@@ -53,6 +55,17 @@ def frontal_score(det: Detection) -> float:
     return float(yaw_score * roll_score)
 
 
+def visible_score(rgb: np.ndarray, det: Detection) -> float:
+    """1 for a whole face; 0.5 when its box touches the frame edge; 0 when an eye, the nose or the
+    mouth lies outside the frame (a partial face, whose chip would be mostly padding)."""
+    h, w = rgb.shape[:2]
+    core = det.keypoints[:4]
+    if (core[:, 0] < 0).any() or (core[:, 1] < 0).any() or (core[:, 0] >= w).any() or (core[:, 1] >= h).any():
+        return 0.0
+    x0, y0, x1, y1 = det.box
+    return 0.5 if x0 <= EDGE_PX or y0 <= EDGE_PX or x1 >= w - EDGE_PX or y1 >= h - EDGE_PX else 1.0
+
+
 def face_quality(rgb: np.ndarray, det: Detection) -> float:
-    """Quality in [0, 1]: the product of size, sharpness and frontalness scores. Well under 1 ms."""
-    return size_score(det) * sharpness_score(rgb, det) * frontal_score(det)
+    """Quality in [0, 1]: the product of size, sharpness, frontalness and visibility. Well under 1 ms."""
+    return size_score(det) * sharpness_score(rgb, det) * frontal_score(det) * visible_score(rgb, det)

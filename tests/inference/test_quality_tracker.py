@@ -56,3 +56,20 @@ def test_greedy_matching_prefers_higher_iou():
     visible = tracker.update([Box((58, 0, 158, 100)), Box((2, 0, 102, 100))], 1)
     by_id = {t.id: t.box for t in visible}
     assert by_id[1] == (2, 0, 102, 100) and by_id[2] == (58, 0, 158, 100)
+
+
+def test_partial_face_scores_lower(detector, lfw):
+    from inference.image import load_image
+    from inference.quality import face_quality, visible_score
+
+    rgb = load_image(lfw["Colin_Powell"][0])
+    whole = detector.detect(rgb)[0]
+    assert visible_score(rgb, whole) == 1.0
+    x0, y0, x1, y1 = (int(v) for v in whole.box)
+    half = rgb[:, (x0 + x1) // 2:]  # the face's left half is out of frame
+    quarter = rgb[:, (3 * x0 + x1) // 4:]  # a quarter of the face is out of frame
+    (part,) = detector.detect(half)
+    (edge,) = detector.detect(quarter)
+    assert visible_score(half, part) == 0.0 and face_quality(half, part) == 0.0
+    assert visible_score(quarter, edge) == 0.5
+    assert face_quality(quarter, edge) < face_quality(rgb, whole)
