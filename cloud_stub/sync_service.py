@@ -114,10 +114,17 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             seen.add(cursor.stream)
 
         response = sync_pb2.PullResponse()
+        # Read before the per-stream queries: every write after it gets a larger seq, and writes
+        # commit in seq order, so a stream with nothing more up to `head` may jump its cursor there,
+        # and a cursor already at `head` needs no query at all (the empty delta most pulls are).
+        head = self._storage.head_seq()
         for cursor in request.cursors:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 raise _DeadlineExceeded("deadline passed while serving the pull; retry with a longer deadline")
+            if cursor.seq >= head:
+                response.batches.add(stream=cursor.stream, next_seq=cursor.seq)
+                continue
             field, convert = _PAYLOADS[cursor.stream]
             changes, has_more = self._storage.changes(cursor.stream, request.site_id, cursor.seq, limit)
             batch = response.batches.add(stream=cursor.stream, has_more=has_more)
@@ -125,6 +132,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
                 change = batch.changes.add(seq=seq, key=key, deleted=deleted)
                 if not deleted:
                     getattr(change, field).CopyFrom(convert(row))
-            batch.next_seq = changes[-1][0] if changes else cursor.seq
+            last = changes[-1][0] if changes else cursor.seq
+            batch.next_seq = last if has_more else max(last, head)
         response.server_time_ms = now_ms()
         return response

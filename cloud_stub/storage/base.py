@@ -202,5 +202,11 @@ class Storage(abc.ABC):
         change sequence stays in commit order (see schema.py; PostgreSQL: row lock on seq_counter).
         """
 
+    @abc.abstractmethod
+    def head_seq(self) -> int:
+        """The latest change seq committed (cheap; called on every pull). Every later write gets a
+        larger seq and writes commit in seq order, so a stream with no change up to `head_seq` can
+        advance its cursor to it."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (nothing to do for a connection-per-call backend)."""

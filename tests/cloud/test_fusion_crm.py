@@ -6,7 +6,15 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from api.v1 import crm_service_pb2, fusion_pb2, marketing_pb2, payment_pb2, registry_pb2, sync_pb2, sync_pb2_grpc
+from api.v1 import (
+    crm_service_pb2,
+    fusion_pb2,
+    marketing_pb2,
+    payment_pb2,
+    registry_pb2,
+    sync_pb2,
+    sync_pb2_grpc,
+)
 from cloud_stub.storage import now_ms
 from tests.cloud.helpers import DAY_MS, add_member, buy, fingerprint
 

@@ -68,7 +68,12 @@ def _pull_all(stub: sync_pb2_grpc.SyncStub, site_id: str, page: int) -> tuple[di
             ch_seqs = [c.seq for c in batch.changes]
             assert ch_seqs == sorted(ch_seqs) and all(q > seqs[batch.stream] for q in ch_seqs)
             assert batch.next_seq >= seqs[batch.stream]
-            assert batch.next_seq == (ch_seqs[-1] if ch_seqs else seqs[batch.stream])
+            # A page ends at its last change; a finished stream may jump to the head seq (nothing of
+            # this stream exists between its last change and the head).
+            if batch.has_more:
+                assert batch.next_seq == ch_seqs[-1]
+            else:
+                assert batch.next_seq >= (ch_seqs[-1] if ch_seqs else seqs[batch.stream])
             seqs[batch.stream] = batch.next_seq
             got[batch.stream].extend(batch.changes)
             more = more or batch.has_more
