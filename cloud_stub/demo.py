@@ -311,10 +311,15 @@ def _seed_member(
         member_id=member_id, site_id=site_id, name=name, tier=tier, points=rng.randint(lo, hi),
         tier_keep_points=keep, phone=phone, gender=gender, birthday=birthday, updated_at_ms=now,
     )
-    # The same draws as before tags came from the tag factory, so names and coupons stay stable.
+    # The same draws as when demo tags were random (now the tag factory computes them), so every
+    # seed keeps the members, tiers and coupons it always gave (the device demo relies on them).
     rng.randint(1, 7)
-    for _ in range(5):
-        rng.random()
+    rng.choice(range(8))
+    rng.uniform(0.5, 1.0)
+    rng.choice(range(2))
+    rng.uniform(0.5, 1.0)
+    rng.randint(1, 5)
+    rng.uniform(0.5, 6.0)
     for n, (title, kind, value_cents, threshold) in enumerate(
         rng.sample(COUPON_TEMPLATES, rng.randint(1, 3)), 1
     ):
