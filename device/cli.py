@@ -4,37 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+from device.cli_common import add_config_args, load_from_args, stop_on_signals
 from device.errors import DeviceError
 
 VERSION = "0.1.0"
-
-
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="device config file (TOML; names its profile)")
-    p.add_argument("--profile", choices=["mirror", "pos-flagship", "pos-mobile"], help="hardware profile")
-    p.add_argument("--data-dir", type=Path, help="device data directory (replica, identity)")
-
-
-def _load(args: argparse.Namespace, extra: dict[str, Any] | None = None):
-    from device.config import load_config
-
-    overrides: dict[str, Any] = dict(extra or {})
-    if getattr(args, "data_dir", None):
-        overrides.setdefault("device", {})["data_dir"] = str(args.data_dir)
-    return load_config(args.config, profile=args.profile, overrides=overrides)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,13 +25,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra["camera"] = {"uri": args.camera}
     if args.port is not None:
         extra["ui"] = {"port": args.port}
-    cfg = _load(args, extra)
+    cfg = load_from_args(args, extra)
     if cfg.profile != "mirror":
         raise DeviceError(f"profile {cfg.profile}: only the mirror flow is built so far (see issue 7)")
     camera = open_camera(cfg.camera.uri, width=cfg.camera.width, height=cfg.camera.height,
                          fps=cfg.camera.fps, loop=args.loop)
     replica = open_replica(cfg)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     with KioskServer(cfg.ui.host, cfg.ui.port) as kiosk:
         print(f"joyedge: mirror on {kiosk.url}/mirror", flush=True)
         app = MirrorApp(camera=camera, pipeline=build_pipeline(cfg), replica=replica,
@@ -62,36 +39,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                         timezone=timezone_of(cfg), publish=kiosk.publish)
         app.run(stop)
     replica.close()
-    return 0
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    from device.assemble import open_replica
-    from sync.client import SyncClient
-    from sync.daemon import SyncDaemon
-
-    extra: dict[str, Any] = {}
-    if args.cloud:
-        extra["sync"] = {"cloud": args.cloud}
-    if args.insecure:
-        extra.setdefault("sync", {})["insecure"] = True
-    cfg = _load(args, extra)
-    replica = open_replica(cfg)
-    client = SyncClient(cfg.sync.cloud, insecure=cfg.sync.insecure)
-    daemon = SyncDaemon(replica, client, device_id=cfg.device.id, site_id=cfg.device.site_id,
-                        store_id=cfg.device.store_id, interval_s=cfg.sync.interval_s)
-    try:
-        if args.once:
-            applied = daemon.sync_once()
-            counts = replica.counts()
-            print("joyedge sync: applied " + ", ".join(f"{k} {v}" for k, v in applied.items())
-                  + " | replica " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
-        else:
-            print(f"joyedge sync: daemon for {cfg.device.id} → {cfg.sync.cloud}", flush=True)
-            daemon.run(_stop_on_signals())
-    finally:
-        client.close()
-        replica.close()
     return 0
 
 
@@ -140,20 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the device app (camera → recognition → kiosk screens)")
-    _add_config_args(run)
+    add_config_args(run)
     run.add_argument("--camera", help="camera URI: replay:DIR | video:FILE | v4l2:/dev/video0 | picamera2:")
     run.add_argument("--port", type=int, help="kiosk UI port (default from config: 8080)")
     run.add_argument("--loop", action="store_true", help="loop a replay camera")
     run.set_defaults(func=cmd_run)
-
-    syn = sub.add_parser("sync", help="pull CRM data from the cloud into the device replica")
-    _add_config_args(syn)
-    mode = syn.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--once", action="store_true", help="sync until caught up, then exit")
-    mode.add_argument("--daemon", action="store_true", help="keep syncing until stopped")
-    syn.add_argument("--cloud", help="cloud address HOST:PORT")
-    syn.add_argument("--insecure", action="store_true", help="plain-text gRPC (loopback only)")
-    syn.set_defaults(func=cmd_sync)
 
     demo = sub.add_parser("demo", help="the whole system on this machine: cloud, sync, a mirror, the UI")
     demo.add_argument("--headless", action="store_true", help="no browser; stop after one pass or --duration")
@@ -178,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_config)
 
     # Subcommands that belong to one area live in their own module and register themselves here.
-    from device import cli_hardware, cli_inference
+    from device import cli_enroll, cli_hardware, cli_inference, cli_sync
 
+    cli_sync.register(sub)
+    cli_enroll.register(sub)
     cli_inference.register(sub)
     cli_hardware.register(sub)
 
