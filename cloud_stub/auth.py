@@ -1,0 +1,282 @@
+"""Who is calling: mTLS server credentials, the caller's certificate identity, and the checks on it.
+
+The cloud listens on two ports of one gRPC server (see ARCHITECTURE.md, "Enrollment and mTLS"):
+
+- the **mTLS port** requires a client certificate signed by our CA (the TLS handshake itself refuses
+  a missing, self-signed, foreign or expired certificate);
+- the **enrollment port** is server-only TLS: a device that has no certificate yet can reach only
+  `Enrollment.Enroll` (and health) there.
+
+`AuthInterceptor` runs before every handler of a secure server. It parses the verified peer
+certificate, refuses a revoked one (UNAUTHENTICATED), lets a call without a certificate through only
+to `Enroll`/health, checks the method against the caller's role (PERMISSION_DENIED), and makes the
+identity available to handlers. Handlers then scope by it:
+
+    ident = require_device(context, site_id=request.site_id)   # None only on an insecure server
+
+A certificate names its holder in one URI SAN: `urn:joyedge:device:<site>:<store>:<device>`,
+`urn:joyedge:technician:<site>:<name>` or `urn:joyedge:operator:<name>`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from cloud_stub.errors import CloudError
+
+log = logging.getLogger(__name__)
+
+URN_PREFIX = "urn:joyedge:"
+ROLE_DEVICE = "device"
+ROLE_TECHNICIAN = "technician"
+ROLE_OPERATOR = "operator"
+ROLES = (ROLE_DEVICE, ROLE_TECHNICIAN, ROLE_OPERATOR)
+
+_V1 = "/joyedge.api.v1."
+_HEALTH = "/grpc.health.v1.Health/"
+#: Methods a caller without a client certificate may use (only the enrollment port has such callers).
+ANONYMOUS_METHODS = frozenset({f"{_V1}Enrollment/Enroll", f"{_HEALTH}Check", f"{_HEALTH}Watch"})
+#: What each role may call, as full method names or service prefixes ending in "/". Operators may
+#: call everything. A device reaches its own data through these; per-call scoping (site, device id)
+#: is done by the handler with `require_device`.
+ROLE_METHODS: dict[str, tuple[str, ...]] = {
+    ROLE_DEVICE: (
+        f"{_V1}Sync/", _HEALTH,
+        f"{_V1}Enrollment/RotateCertificate",
+        f"{_V1}DeviceRegistry/Heartbeat", f"{_V1}DeviceRegistry/GetDevice",
+        f"{_V1}Payment/",
+        f"{_V1}Marketing/RedeemCoupon", f"{_V1}Marketing/ReportOfflineRedemptions",
+        f"{_V1}Credit/GetCredit",
+        f"{_V1}CRM/GetMember", f"{_V1}CRM/RecordConsent", f"{_V1}CRM/EnrollFace", f"{_V1}CRM/WithdrawConsent",
+    ),
+    ROLE_TECHNICIAN: (
+        _HEALTH, f"{_V1}DeviceRegistry/GetDevice", f"{_V1}DeviceRegistry/ListDevices",
+    ),
+}
+
+
+class AuthError(CloudError):
+    """A certificate or identity is malformed or cannot be used."""
+
+
+@dataclass(frozen=True)
+class PeerIdentity:
+    """The holder of a verified client certificate."""
+
+    role: str
+    site_id: str
+    store_id: str
+    device_id: str
+    name: str
+    serial: int
+    not_after: datetime
+
+    @property
+    def uri(self) -> str:
+        """The SAN URI this identity was read from."""
+        return identity_uri(self.role, site_id=self.site_id, store_id=self.store_id,
+                            device_id=self.device_id, name=self.name)
+
+
+def identity_uri(role: str, *, site_id: str = "", store_id: str = "", device_id: str = "", name: str = "") -> str:
+    """The SAN URI naming a certificate holder of `role`."""
+    if role == ROLE_DEVICE:
+        parts = [site_id, store_id, device_id]
+    elif role == ROLE_TECHNICIAN:
+        parts = [site_id, name]
+    elif role == ROLE_OPERATOR:
+        parts = [name]
+    else:
+        raise AuthError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
+    if not all(parts) or any(":" in p for p in parts):
+        raise AuthError(f"a {role} identity needs non-empty ids without ':', got {parts}")
+    return URN_PREFIX + ":".join([role, *parts])
+
+
+def parse_identity_uri(uri: str) -> dict[str, str]:
+    """role/site_id/store_id/device_id/name from a SAN URI; AuthError when it is not ours."""
+    if not uri.startswith(URN_PREFIX):
+        raise AuthError(f"not a JoyEdge identity URI: {uri!r}")
+    role, *parts = uri[len(URN_PREFIX):].split(":")
+    fields = {"role": role, "site_id": "", "store_id": "", "device_id": "", "name": ""}
+    shape = {ROLE_DEVICE: ("site_id", "store_id", "device_id"), ROLE_TECHNICIAN: ("site_id", "name"),
+             ROLE_OPERATOR: ("name",)}.get(role)
+    if shape is None or len(parts) != len(shape) or not all(parts):
+        raise AuthError(f"malformed JoyEdge identity URI: {uri!r}")
+    fields.update(zip(shape, parts, strict=True))
+    return fields
+
+
+def identity_from_pem(pem: bytes) -> PeerIdentity:
+    """The identity bound into a certificate (its one `urn:joyedge:` URI SAN); AuthError otherwise."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound) as err:
+        raise AuthError(f"certificate has no readable subject alternative names: {err}") from err
+    uris = [u for u in sans.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith(URN_PREFIX)]
+    if len(uris) != 1:
+        raise AuthError(f"certificate must name exactly one JoyEdge identity, found {len(uris)}")
+    return PeerIdentity(serial=cert.serial_number, not_after=cert.not_valid_after_utc, **parse_identity_uri(uris[0]))
+
+
+# --- server side ----------------------------------------------------------------------------------
+
+def server_credentials(ca_dir: str | Path) -> grpc.ServerCredentials:
+    """Credentials for the mTLS port: our server certificate, client certificates required and
+    verified against our CA (`ca init` wrote both into `ca_dir`)."""
+    key, cert, ca = _server_files(ca_dir)
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
+def enrollment_credentials(ca_dir: str | Path) -> grpc.ServerCredentials:
+    """Credentials for the enrollment port: server-only TLS (the device has no certificate yet, but
+    it must know it talks to our cloud before it hands over its claim token)."""
+    key, cert, _ca = _server_files(ca_dir)
+    return grpc.ssl_server_credentials([(key, cert)], require_client_auth=False)
+
+
+def _server_files(ca_dir: str | Path) -> tuple[bytes, bytes, bytes]:
+    d = Path(ca_dir)
+    paths = (d / "server.key", d / "server.pem", d / "ca.pem")
+    try:
+        return tuple(p.read_bytes() for p in paths)  # type: ignore[return-value]
+    except OSError as err:
+        raise AuthError(
+            f"cannot read {err.filename}: {err.strerror} (run `joyedge-cloud ca init --dir {d}` first)"
+        ) from err
+
+
+def _is_tls(context: grpc.ServicerContext) -> bool:
+    kinds = context.auth_context().get("transport_security_type", [])
+    return any(k in (b"ssl", b"tls") for k in kinds)
+
+
+def peer_identity(context: grpc.ServicerContext) -> PeerIdentity | None:
+    """The identity of the caller's verified client certificate, or None when it presented none.
+
+    gRPC puts the certificate in the auth context only after verifying it against our CA, so this
+    is never a self-signed or foreign one. A certificate of ours without a JoyEdge URI is refused.
+    """
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        return None
+    try:
+        return identity_from_pem(pems[0])
+    except AuthError as err:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"client certificate not usable: {err}")
+        raise  # pragma: no cover - abort raises
+
+
+# The identity the interceptor verified for the call running on this thread/context.
+_CHECKED: contextvars.ContextVar[PeerIdentity | None] = contextvars.ContextVar("joyedge_peer")
+_UNCHECKED = object()
+
+
+def require_device(context: grpc.ServicerContext, *, site_id: str | None = None,
+                   device_id: str | None = None) -> PeerIdentity | None:
+    """The calling device's identity; aborts the call when it may not act.
+
+    UNAUTHENTICATED: TLS call without a verified, non-revoked device certificate.
+    PERMISSION_DENIED: a certificate of another role, of another site than `site_id`, or of another
+    device than `device_id` ("pushes only as itself").
+    Returns None only when the server runs without TLS (loopback dev mode, `--insecure`).
+    """
+    if not _is_tls(context):
+        return None
+    ident = _CHECKED.get(_UNCHECKED)
+    if ident is _UNCHECKED:
+        # Fail closed: a TLS call that did not pass the AuthInterceptor was never checked for revocation.
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "caller identity was not verified (no auth interceptor)")
+    if ident is None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "a device certificate is required; enroll first")
+    assert isinstance(ident, PeerIdentity)
+    if ident.role != ROLE_DEVICE:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, f"a device certificate is required, not {ident.role}")
+    if site_id is not None and site_id != ident.site_id:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                      f"device {ident.device_id} belongs to site {ident.site_id!r}, not {site_id!r}")
+    if device_id is not None and device_id != ident.device_id:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                      f"device {ident.device_id} may act only as itself, not as {device_id!r}")
+    return ident
+
+
+def _allowed(role: str, method: str) -> bool:
+    if role == ROLE_OPERATOR:
+        return True
+    return any(method == m or (m.endswith("/") and method.startswith(m)) for m in ROLE_METHODS.get(role, ()))
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Gate of a secure server: identity, revocation and role, before any handler runs.
+
+    `is_revoked(serial) -> bool` is asked for every call with a certificate (an indexed lookup);
+    it is the revocation list in the cloud's storage (`ca.CertificateStore.is_revoked`).
+    """
+
+    def __init__(self, is_revoked: Callable[[int], bool]) -> None:
+        self._is_revoked = is_revoked
+
+    def _check(self, method: str, context: grpc.ServicerContext) -> PeerIdentity | None:
+        ident = peer_identity(context)
+        if ident is None:
+            if method not in ANONYMOUS_METHODS:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                              f"{method} needs a client certificate (mTLS port); this caller presented none")
+            return None
+        if self._is_revoked(ident.serial):
+            log.warning("refused revoked certificate %x of %s", ident.serial, ident.uri)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"certificate {ident.serial:x} has been revoked")
+        if not _allowed(ident.role, method):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"a {ident.role} certificate may not call {method}")
+        return ident
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method = details.method
+
+        def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def run(request: Any, context: grpc.ServicerContext) -> Any:
+                token = _CHECKED.set(self._check(method, context))
+                try:
+                    return behavior(request, context)
+                finally:
+                    _CHECKED.reset(token)
+            return run
+
+        def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                ident = self._check(method, context)
+                # The handler's generator body runs while we iterate it: keep the identity set.
+                token = _CHECKED.set(ident)
+                try:
+                    yield from behavior(request, context)
+                finally:
+                    _CHECKED.reset(token)
+            return run
+
+        if handler.unary_unary:
+            return handler._replace(unary_unary=unary(handler.unary_unary))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=unary(handler.stream_unary))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=streaming(handler.unary_stream))
+        return handler._replace(stream_stream=streaming(handler.stream_stream))
+
+
+def now_utc() -> datetime:
+    """Aware UTC now (certificate times are compared in UTC)."""
+    return datetime.now(UTC)
