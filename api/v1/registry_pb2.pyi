@@ -119,3 +119,43 @@ class HeartbeatRequest(_message.Message):
     device_id: str
     software_version: str
     def __init__(self, device_id: _Optional[str] = ..., software_version: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("claim_token", "csr_pem", "device_id", "name")
+    CLAIM_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    claim_token: str
+    csr_pem: str
+    device_id: str
+    name: str
+    def __init__(self, claim_token: _Optional[str] = ..., csr_pem: _Optional[str] = ..., device_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("certificate_pem", "ca_pem", "device_id", "site_id", "store_id", "not_after_ms", "profile", "mtls_port", "serial")
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    MTLS_PORT_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    certificate_pem: str
+    ca_pem: str
+    device_id: str
+    site_id: str
+    store_id: str
+    not_after_ms: int
+    profile: str
+    mtls_port: int
+    serial: str
+    def __init__(self, certificate_pem: _Optional[str] = ..., ca_pem: _Optional[str] = ..., device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., not_after_ms: _Optional[int] = ..., profile: _Optional[str] = ..., mtls_port: _Optional[int] = ..., serial: _Optional[str] = ...) -> None: ...
+
+class RotateCertificateRequest(_message.Message):
+    __slots__ = ("csr_pem",)
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    csr_pem: str
+    def __init__(self, csr_pem: _Optional[str] = ...) -> None: ...

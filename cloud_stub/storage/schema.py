@@ -277,6 +277,29 @@ MIGRATIONS: list[tuple[int, str]] = [
         )
         """,
     ),
+    (
+        2,
+        # Certificates the CA issued (enrollment, rotation) and the revocation list: a row with
+        # revoked_at_ms > 0 is refused by the mTLS gate. serial is the lowercase hex serial number.
+        """
+        CREATE TABLE certificates (
+            serial TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            site_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            public_key_sha256 TEXT NOT NULL,
+            certificate_pem TEXT NOT NULL,
+            not_after_ms INTEGER NOT NULL,
+            issued_at_ms INTEGER NOT NULL,
+            replaces TEXT NOT NULL,
+            revoked_at_ms INTEGER NOT NULL,
+            revoke_reason TEXT NOT NULL
+        );
+        CREATE INDEX certificates_device ON certificates (device_id, issued_at_ms)
+        """,
+    ),
 ]
 
 # Per stream: table, key column, and how a row is scoped to a site.
