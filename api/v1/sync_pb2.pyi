@@ -15,11 +15,22 @@ class Stream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_TAGS: _ClassVar[Stream]
     STREAM_TEMPLATES: _ClassVar[Stream]
     STREAM_COUPONS: _ClassVar[Stream]
+
+class AckStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACK_STATUS_UNSPECIFIED: _ClassVar[AckStatus]
+    ACK_STATUS_ACCEPTED: _ClassVar[AckStatus]
+    ACK_STATUS_DUPLICATE: _ClassVar[AckStatus]
+    ACK_STATUS_REJECTED: _ClassVar[AckStatus]
 STREAM_UNSPECIFIED: Stream
 STREAM_MEMBERS: Stream
 STREAM_TAGS: Stream
 STREAM_TEMPLATES: Stream
 STREAM_COUPONS: Stream
+ACK_STATUS_UNSPECIFIED: AckStatus
+ACK_STATUS_ACCEPTED: AckStatus
+ACK_STATUS_DUPLICATE: AckStatus
+ACK_STATUS_REJECTED: AckStatus
 
 class Cursor(_message.Message):
     __slots__ = ("stream", "seq")
@@ -30,18 +41,20 @@ class Cursor(_message.Message):
     def __init__(self, stream: _Optional[_Union[Stream, str]] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("device_id", "site_id", "store_id", "cursors", "max_changes")
+    __slots__ = ("device_id", "site_id", "store_id", "cursors", "max_changes", "wait_ms")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     CURSORS_FIELD_NUMBER: _ClassVar[int]
     MAX_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     site_id: str
     store_id: str
     cursors: _containers.RepeatedCompositeFieldContainer[Cursor]
     max_changes: int
-    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., cursors: _Optional[_Iterable[_Union[Cursor, _Mapping]]] = ..., max_changes: _Optional[int] = ...) -> None: ...
+    wait_ms: int
+    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., cursors: _Optional[_Iterable[_Union[Cursor, _Mapping]]] = ..., max_changes: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
 
 class Change(_message.Message):
     __slots__ = ("seq", "key", "deleted", "member", "tag", "template", "coupon")
@@ -80,3 +93,192 @@ class PullResponse(_message.Message):
     batches: _containers.RepeatedCompositeFieldContainer[StreamBatch]
     server_time_ms: int
     def __init__(self, batches: _Optional[_Iterable[_Union[StreamBatch, _Mapping]]] = ..., server_time_ms: _Optional[int] = ...) -> None: ...
+
+class VisitEvent(_message.Message):
+    __slots__ = ("member_id", "store_id", "score")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    store_id: str
+    score: float
+    def __init__(self, member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class PaymentEvent(_message.Message):
+    __slots__ = ("payment_id", "member_id", "store_id", "amount_cents", "offline")
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    member_id: str
+    store_id: str
+    amount_cents: int
+    offline: bool
+    def __init__(self, payment_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., offline: _Optional[bool] = ...) -> None: ...
+
+class PointsEvent(_message.Message):
+    __slots__ = ("member_id", "delta", "reason")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    delta: int
+    reason: str
+    def __init__(self, member_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CouponRedemptionEvent(_message.Message):
+    __slots__ = ("redemption_id", "coupon_id", "member_id", "store_id", "order_amount_cents")
+    REDEMPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    redemption_id: str
+    coupon_id: str
+    member_id: str
+    store_id: str
+    order_amount_cents: int
+    def __init__(self, redemption_id: _Optional[str] = ..., coupon_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., order_amount_cents: _Optional[int] = ...) -> None: ...
+
+class EnrollmentEvent(_message.Message):
+    __slots__ = ("member_id", "consent_id", "consent_text_version", "template_id", "model", "vector")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_TEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    consent_id: str
+    consent_text_version: str
+    template_id: str
+    model: str
+    vector: bytes
+    def __init__(self, member_id: _Optional[str] = ..., consent_id: _Optional[str] = ..., consent_text_version: _Optional[str] = ..., template_id: _Optional[str] = ..., model: _Optional[str] = ..., vector: _Optional[bytes] = ...) -> None: ...
+
+class ConsentChangeEvent(_message.Message):
+    __slots__ = ("member_id", "granted", "consent_id", "text_version")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    granted: bool
+    consent_id: str
+    text_version: str
+    def __init__(self, member_id: _Optional[str] = ..., granted: _Optional[bool] = ..., consent_id: _Optional[str] = ..., text_version: _Optional[str] = ...) -> None: ...
+
+class NotMeEvent(_message.Message):
+    __slots__ = ("member_id", "template_id", "score")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    template_id: str
+    score: float
+    def __init__(self, member_id: _Optional[str] = ..., template_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class TrafficAggregateEvent(_message.Message):
+    __slots__ = ("store_id", "window_start_ms", "window_ms", "counts")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_MS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    store_id: str
+    window_start_ms: int
+    window_ms: int
+    counts: _containers.ScalarMap[str, int]
+    def __init__(self, store_id: _Optional[str] = ..., window_start_ms: _Optional[int] = ..., window_ms: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class DeviceEvent(_message.Message):
+    __slots__ = ("event_id", "stream", "stream_seq", "occurred_at_ms", "visit", "payment", "points", "redemption", "enrollment", "consent", "not_me", "traffic")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    STREAM_SEQ_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    VISIT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    REDEMPTION_FIELD_NUMBER: _ClassVar[int]
+    ENROLLMENT_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    NOT_ME_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    stream: str
+    stream_seq: int
+    occurred_at_ms: int
+    visit: VisitEvent
+    payment: PaymentEvent
+    points: PointsEvent
+    redemption: CouponRedemptionEvent
+    enrollment: EnrollmentEvent
+    consent: ConsentChangeEvent
+    not_me: NotMeEvent
+    traffic: TrafficAggregateEvent
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., stream_seq: _Optional[int] = ..., occurred_at_ms: _Optional[int] = ..., visit: _Optional[_Union[VisitEvent, _Mapping]] = ..., payment: _Optional[_Union[PaymentEvent, _Mapping]] = ..., points: _Optional[_Union[PointsEvent, _Mapping]] = ..., redemption: _Optional[_Union[CouponRedemptionEvent, _Mapping]] = ..., enrollment: _Optional[_Union[EnrollmentEvent, _Mapping]] = ..., consent: _Optional[_Union[ConsentChangeEvent, _Mapping]] = ..., not_me: _Optional[_Union[NotMeEvent, _Mapping]] = ..., traffic: _Optional[_Union[TrafficAggregateEvent, _Mapping]] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("device_id", "site_id", "store_id", "events", "device_time_ms")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    site_id: str
+    store_id: str
+    events: _containers.RepeatedCompositeFieldContainer[DeviceEvent]
+    device_time_ms: int
+    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[DeviceEvent, _Mapping]]] = ..., device_time_ms: _Optional[int] = ...) -> None: ...
+
+class EventAck(_message.Message):
+    __slots__ = ("event_id", "status", "reason")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    status: AckStatus
+    reason: str
+    def __init__(self, event_id: _Optional[str] = ..., status: _Optional[_Union[AckStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Compensation(_message.Message):
+    __slots__ = ("compensation_id", "kind", "cause_event_id", "member_id", "coupon_id", "amount_cents", "message", "created_at_ms")
+    COMPENSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    COUPON_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    compensation_id: str
+    kind: str
+    cause_event_id: str
+    member_id: str
+    coupon_id: str
+    amount_cents: int
+    message: str
+    created_at_ms: int
+    def __init__(self, compensation_id: _Optional[str] = ..., kind: _Optional[str] = ..., cause_event_id: _Optional[str] = ..., member_id: _Optional[str] = ..., coupon_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., message: _Optional[str] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+
+class PushResponse(_message.Message):
+    __slots__ = ("acks", "compensations", "server_time_ms", "clock_skew_ms")
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    COMPENSATIONS_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_SKEW_MS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[EventAck]
+    compensations: _containers.RepeatedCompositeFieldContainer[Compensation]
+    server_time_ms: int
+    clock_skew_ms: int
+    def __init__(self, acks: _Optional[_Iterable[_Union[EventAck, _Mapping]]] = ..., compensations: _Optional[_Iterable[_Union[Compensation, _Mapping]]] = ..., server_time_ms: _Optional[int] = ..., clock_skew_ms: _Optional[int] = ...) -> None: ...

@@ -39,12 +39,23 @@ class SyncStub:
                 request_serializer=api_dot_v1_dot_sync__pb2.PullRequest.SerializeToString,
                 response_deserializer=api_dot_v1_dot_sync__pb2.PullResponse.FromString,
                 _registered_method=True)
+        self.Push = channel.unary_unary(
+                '/joyedge.api.v1.Sync/Push',
+                request_serializer=api_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
+                response_deserializer=api_dot_v1_dot_sync__pb2.PushResponse.FromString,
+                _registered_method=True)
 
 
 class SyncServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Pull(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Push(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +68,11 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.Pull,
                     request_deserializer=api_dot_v1_dot_sync__pb2.PullRequest.FromString,
                     response_serializer=api_dot_v1_dot_sync__pb2.PullResponse.SerializeToString,
+            ),
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=api_dot_v1_dot_sync__pb2.PushRequest.FromString,
+                    response_serializer=api_dot_v1_dot_sync__pb2.PushResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +102,33 @@ class Sync:
             '/joyedge.api.v1.Sync/Pull',
             api_dot_v1_dot_sync__pb2.PullRequest.SerializeToString,
             api_dot_v1_dot_sync__pb2.PullResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joyedge.api.v1.Sync/Push',
+            api_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
+            api_dot_v1_dot_sync__pb2.PushResponse.FromString,
             options,
             channel_credentials,
             insecure,
