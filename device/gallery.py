@@ -14,6 +14,9 @@ import numpy as np
 
 from sync.replica import Replica
 
+# Up to this many candidates are picked by repeated argmax instead of a partition.
+SMALL_K = 8
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -99,8 +102,18 @@ class Gallery:
             sims *= weights
         best = sims if len(members) == len(sims) else np.maximum.reduceat(sims, starts)
         k = min(k, len(members))
-        top = np.argpartition(-best, k - 1)[:k]
-        top = top[np.argsort(-best[top])]
+        if k <= SMALL_K:
+            # k argmax passes over N floats (~10 us each at 100k) beat argpartition (~250 us).
+            top = np.empty(k, dtype=np.int64)
+            saved = np.empty(k, dtype=best.dtype)
+            for j in range(k):
+                top[j] = int(np.argmax(best))
+                saved[j] = best[top[j]]
+                best[top[j]] = -np.inf  # `best` is this call's own array (matmul result or reduceat)
+            best[top] = saved
+        else:
+            top = np.argpartition(-best, k - 1)[:k]
+            top = top[np.argsort(-best[top])]
         out = []
         for i in top:
             end = int(starts[i + 1]) if i + 1 < len(starts) else len(sims)
