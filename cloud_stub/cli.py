@@ -1,6 +1,10 @@
 """`joyedge-cloud`: run the reference cloud, seed demo data, inspect members.
 
-    joyedge-cloud serve --db var/cloud.db --host 127.0.0.1 --port 50051
+    joyedge-cloud ca init --dir var/ca
+    joyedge-cloud serve --db var/cloud.db --tls-dir var/ca --port 50051 --enroll-port 50052
+    joyedge-cloud serve --db var/cloud.db --insecure --port 50051      (plain text, loopback only)
+    joyedge-cloud ca issue-claim-token --db var/cloud.db --site-id S --store-id T --profile mirror
+    joyedge-cloud ca revoke --db var/cloud.db SERIAL | --device ID
     joyedge-cloud seed-demo --db var/cloud.db --faces ../shared/data/lfw_original_10id --json
     joyedge-cloud member list --db var/cloud.db --limit 20 --json
     joyedge-cloud member show site-demo-m001 --db var/cloud.db --json
@@ -31,6 +35,7 @@ from cloud_stub.cli_admin import (
     member_transactions,
     tags_compute,
 )
+from cloud_stub.cli_ca import add_ca_commands, run_ca
 from cloud_stub.errors import CloudError
 
 PROG = "joyedge-cloud"
@@ -52,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=50051, help="0 picks a free port (printed)")
+    tls = serve.add_mutually_exclusive_group(required=True)
+    tls.add_argument("--tls-dir", type=Path, help="CA directory from `ca init`: mTLS + an enrollment port")
+    tls.add_argument("--insecure", action="store_true", help="plain-text gRPC (loopback hosts only)")
+    serve.add_argument("--enroll-port", type=int, default=0,
+                       help="server-only TLS port for device enrollment with --tls-dir (0 picks a free one)")
 
     seed = sub.add_parser("seed-demo", help="create a demo site, stores and members (faces from photos)")
     _db_arg(seed)
@@ -72,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     mlist.add_argument("--json", action="store_true")
     add_member_commands(member_sub, _db_arg)
     add_tags_commands(sub, _db_arg)
+    add_ca_commands(sub, _db_arg)
     return parser
 
 
@@ -112,8 +123,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with start_server(args.db, host=args.host, port=args.port, storage=storage) as server:
-            print(f"{PROG}: serving on {args.host}:{server.port} (db {args.db})", flush=True)
+        with start_server(args.db, host=args.host, port=args.port, storage=storage, insecure=args.insecure,
+                          tls_dir=args.tls_dir, enroll_port=args.enroll_port) as server:
+            tls = f" mTLS, enrollment on {args.host}:{server.enroll_port}" if args.tls_dir else ""
+            print(f"{PROG}: serving on {args.host}:{server.port} (db {args.db}){tls}", flush=True)
             while not stop.wait(1.0):
                 pass
             server.stop(SHUTDOWN_GRACE_S)
@@ -175,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "seed-demo":
             return _seed_demo(args)
+        if args.command == "ca":
+            return run_ca(args, _open_storage, _table, PROG)
         if args.command == "tags":
             return tags_compute(_open_storage(args.db, create=False), args, PROG)
         if args.member_command == "show":

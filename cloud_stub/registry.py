@@ -2,7 +2,7 @@
 
 A claim token is shown once, in clear, to the installer; the cloud keeps only its SHA-256. Claiming
 binds a device id to the token's site, store and profile; a token works once and until it expires.
-(The certificate handshake that follows a claim belongs to the sync contract.)
+(`cloud_stub.enrollment` claims and issues the device certificate in one transaction.)
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ MAX_TOKEN_TTL_S = 30 * 24 * 3600
 
 def _hash(token: str) -> str:
     return hashlib.sha256(f"joyedge-claim:{token}".encode()).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a claim token (its salted SHA-256)."""
+    return _hash(token)
 
 
 def create_claim_token(storage: Storage, *, site_id: str, store_id: str, profile: str, ttl_s: int = 0) -> dict[str, Any]:
@@ -54,27 +59,35 @@ def claim_device(storage: Storage, *, token: str, device_id: str, name: str = ""
     validate.text(name, "name", max_len=100)
     if not token or len(token) > 200:
         raise InvalidRequestError("token is required (the claim token the installer was given)")
-    now = now_ms()
     with storage.transaction("claim device") as conn:
-        row = conn.execute("SELECT * FROM claim_tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
-        if row is None:
-            raise NotFoundError("unknown claim token; ask the operator for a new one")
-        if row["used_by"]:
-            if row["used_by"] == device_id:
-                return get_device_conn(conn, device_id)
-            raise ConflictError("this claim token was already used by another device; ask for a new one")
-        if row["expires_at_ms"] < now:
-            raise ConflictError("this claim token has expired; ask the operator for a new one")
-        if conn.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone():
-            raise ConflictError(f"device {device_id!r} is already registered; factory-reset it first")
-        conn.execute("UPDATE claim_tokens SET used_by = ?, used_at_ms = ? WHERE token_hash = ?",
-                     (device_id, now, row["token_hash"]))
-        conn.execute(
-            "INSERT INTO devices (device_id, site_id, store_id, profile, name, claimed_at_ms, last_seen_at_ms,"
-            " software_version) VALUES (?, ?, ?, ?, ?, ?, ?, '')",
-            (device_id, row["site_id"], row["store_id"], row["profile"], name, now, now),
-        )
-        return get_device_conn(conn, device_id)
+        return claim_device_conn(conn, token=token, device_id=device_id, name=name)[0]
+
+
+def claim_device_conn(conn: Any, *, token: str, device_id: str, name: str = "") -> tuple[dict[str, Any], bool]:
+    """`claim_device` on an open transaction (so enrollment can issue the certificate in the same one).
+
+    Returns the device row and whether this call claimed it (False: a retry by the same device).
+    """
+    now = now_ms()
+    row = conn.execute("SELECT * FROM claim_tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
+    if row is None:
+        raise NotFoundError("unknown claim token; ask the operator for a new one")
+    if row["used_by"]:
+        if row["used_by"] == device_id:
+            return get_device_conn(conn, device_id), False
+        raise ConflictError("this claim token was already used by another device; ask for a new one")
+    if row["expires_at_ms"] < now:
+        raise ConflictError("this claim token has expired; ask the operator for a new one")
+    if conn.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone():
+        raise ConflictError(f"device {device_id!r} is already registered; factory-reset it first")
+    conn.execute("UPDATE claim_tokens SET used_by = ?, used_at_ms = ? WHERE token_hash = ?",
+                 (device_id, now, row["token_hash"]))
+    conn.execute(
+        "INSERT INTO devices (device_id, site_id, store_id, profile, name, claimed_at_ms, last_seen_at_ms,"
+        " software_version) VALUES (?, ?, ?, ?, ?, ?, ?, '')",
+        (device_id, row["site_id"], row["store_id"], row["profile"], name, now, now),
+    )
+    return get_device_conn(conn, device_id), True
 
 
 def get_device_conn(conn: Any, device_id: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from api.v1 import sync_pb2_grpc
+from api.v1 import registry_pb2_grpc, sync_pb2_grpc
 from cloud_stub.errors import CloudError
 from cloud_stub.services import add_services
 from cloud_stub.storage import SqliteStorage, Storage
@@ -44,6 +44,7 @@ class CloudServer:
         storage: Storage,
         host: str,
         port: int,
+        enroll_port: int = 0,
     ) -> None:
         self._server = server
         self._executor = executor
@@ -51,6 +52,8 @@ class CloudServer:
         self.storage = storage
         self.host = host
         self.port = port
+        #: Server-only TLS port serving `Enrollment.Enroll` (0 when the server runs insecure).
+        self.enroll_port = enroll_port
         self._stopped = False
 
     @property
@@ -93,36 +96,59 @@ def start_server(
     *,
     credentials: grpc.ServerCredentials | None = None,
     storage: Storage | None = None,
+    tls_dir: str | os.PathLike[str] | None = None,
+    enroll_port: int = 0,
 ) -> CloudServer:
     """Open the database at `db_path` (or use `storage`) and serve on `host:port` (0 = ephemeral port).
 
-    `insecure=False` needs `credentials` (mTLS server credentials). Raises CloudError when the port
-    cannot be bound or the database cannot be opened.
+    `tls_dir` (a `joyedge-cloud ca init` directory) serves mTLS on `port` and server-only TLS for
+    enrollment on `enroll_port` (0 = ephemeral), every call gated by `auth.AuthInterceptor`.
+    `insecure=True` without `tls_dir` is plain text and allowed on a loopback host only.
+    `credentials` (mTLS server credentials of your own) is the lower-level alternative to `tls_dir`.
+    Raises CloudError when the port cannot be bound or the database cannot be opened.
     """
+    from cloud_stub import auth, ca
+    from cloud_stub.services.enrollment import SERVICE_NAME as ENROLL_SERVICE_NAME
+    from cloud_stub.services.enrollment import EnrollmentServicer
+
+    if tls_dir is not None:
+        insecure = False
+        credentials = auth.server_credentials(tls_dir)
     if not insecure and credentials is None:
-        raise CloudError("a secure server needs credentials (grpc.ssl_server_credentials); or pass insecure=True")
+        raise CloudError("a secure server needs credentials (tls_dir or grpc.ssl_server_credentials); or pass insecure=True")
+    if insecure and not is_loopback(host):
+        raise CloudError(f"refusing plain-text gRPC on {host}: --insecure is allowed on loopback only; use --tls-dir")
     store = storage if storage is not None else SqliteStorage(db_path)
     executor = futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="joyedge-cloud")
+    interceptors = [] if insecure else [auth.AuthInterceptor(lambda serial: ca.is_revoked(store, serial))]
     # so_reuseport=0: a second server on the same port must fail, not silently share it.
-    server = grpc.server(executor, options=[
+    server = grpc.server(executor, interceptors=interceptors, options=[
         ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ])
     sync_pb2_grpc.add_SyncServicer_to_server(SyncServicer(store), server)
-    names = [SYNC_SERVICE_NAME, *add_services(server, store)]
+    enroller = EnrollmentServicer(store, ca.CertificateAuthority(tls_dir) if tls_dir is not None else None)
+    registry_pb2_grpc.add_EnrollmentServicer_to_server(enroller, server)
+    names = [SYNC_SERVICE_NAME, ENROLL_SERVICE_NAME, *add_services(server, store)]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    def address(p: int) -> str:
+        return f"[{host}]:{p}" if ":" in host else f"{host}:{p}"
+
+    bound_enroll = 0
     try:
         bound = (
-            server.add_insecure_port(address)
+            server.add_insecure_port(address(port))
             if insecure
-            else server.add_secure_port(address, credentials)
+            else server.add_secure_port(address(port), credentials)
         )
+        if bound and tls_dir is not None:
+            bound_enroll = server.add_secure_port(address(enroll_port), auth.enrollment_credentials(tls_dir))
+            bound = bound if bound_enroll else 0
     except RuntimeError as err:
         bound = 0
         cause: BaseException | None = err
@@ -135,6 +161,19 @@ def start_server(
             f"cannot listen on {host}:{port}: the port is in use (or the address is not local); "
             "stop the other server or pick another --port"
         ) from cause
+    enroller.mtls_port = bound
     server.start()
-    log.info("joyedge-cloud serving on %s:%d", host, bound)
-    return CloudServer(server, executor, health_servicer, store, host, bound)
+    log.info("joyedge-cloud serving on %s:%d%s", host, bound, f" (enrollment {bound_enroll})" if bound_enroll else "")
+    return CloudServer(server, executor, health_servicer, store, host, bound, bound_enroll)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (where plain-text gRPC is tolerated)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -131,7 +131,7 @@ class _Cloud:
         return json.loads(done.stdout)
 
     def start(self) -> int:
-        cmd = [_script("joyedge-cloud"), "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", "0"]
+        cmd = [_script("joyedge-cloud"), "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", "0", "--insecure"]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
         deadline = time.monotonic() + CLOUD_START_TIMEOUT_S
         assert self.proc.stdout is not None

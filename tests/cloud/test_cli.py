@@ -35,7 +35,7 @@ def test_serve_prints_its_line_answers_health_and_exits_0_on_sigterm(tmp_path: P
     db = tmp_path / "var" / "cloud.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cloud_stub.cli", "serve", "--db", str(db), "--port", "0"],
+        [sys.executable, "-m", "cloud_stub.cli", "serve", "--db", str(db), "--port", "0", "--insecure"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env,
     )
     try:
@@ -61,7 +61,7 @@ def test_serve_on_a_taken_port_is_one_line_error(tmp_path: Path, capsys: pytest.
     from cloud_stub.server import start_server
 
     with start_server(tmp_path / "a.db", port=0) as srv:
-        rc = main(["serve", "--db", str(tmp_path / "b.db"), "--port", str(srv.port)])
+        rc = main(["serve", "--db", str(tmp_path / "b.db"), "--port", str(srv.port), "--insecure"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("joyedge-cloud: error: ") and "in use" in err and "Traceback" not in err
 

@@ -40,7 +40,7 @@ def cloud(tmp_path):
     db = tmp_path / "cloud.db"
     report = json.loads(_cli("joyedge-cloud", "seed-demo", "--db", str(db), "--faces", str(BUILTIN_CAST),
                              "--enroll-per-person", "3", "--json").stdout)
-    proc = subprocess.Popen([str(BIN / "joyedge-cloud"), "serve", "--db", str(db), "--port", "0"],
+    proc = subprocess.Popen([str(BIN / "joyedge-cloud"), "serve", "--db", str(db), "--port", "0", "--insecure"],
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
