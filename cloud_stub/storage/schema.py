@@ -278,7 +278,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
-        2,
+        3,
         # Certificates the CA issued (enrollment, rotation) and the revocation list: a row with
         # revoked_at_ms > 0 is refused by the mTLS gate. serial is the lowercase hex serial number.
         """
