@@ -1,0 +1,264 @@
+"""The device's mTLS identity: a key pair made on the device, the certificate the cloud's CA signed
+for it, and the CA certificate the device trusts.
+
+    ident = enroll(identity_dir, "cloud.example.com:50052", claim_token, ca_pem=ca_file.read_bytes())
+    ident = DeviceIdentity.load(identity_dir)
+    channel = grpc.secure_channel(ident.sync_target, ident.channel_credentials(), options=ident.channel_options())
+    if ident.needs_rotation():
+        ident = ident.rotate()
+
+Files in the identity directory (0700; private files 0600, written atomically):
+`device.key` (EC P-256, never leaves the device), `device.pem` (our certificate), `ca.pem`,
+`device.json` (ids, the cloud's mTLS address). A new key is first written as `device.key.pending`
+and becomes `device.key` only after the cloud signed it, so a crash or a lost answer at any point
+leaves either the old pair or a retry that reuses the pending key (`load` finishes a half-done swap).
+
+The data key of `sync.crypto` stays wrapped by its own `identity.key`, not by this key: this key is
+replaced at every rotation (≤ 30 days), so wrapping with it would mean re-wrapping the data key each
+time, and a failed rotation must never be able to crypto-erase the replica. On a TPM or secure
+element both keys live in the chip, as two keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from api.v1 import registry_pb2, registry_pb2_grpc
+from sync.errors import SyncError
+
+#: Rotate when less than this is left of the certificate (a third of the 30-day validity): a device
+#: that is offline for a week still comes back with a valid certificate to rotate with.
+ROTATE_BEFORE_S = 10 * 24 * 3600
+#: Deadline of an Enroll / RotateCertificate call.
+ENROLL_DEADLINE_S = 20.0
+
+KEY_FILE = "device.key"
+PENDING_KEY_FILE = "device.key.pending"
+CERT_FILE = "device.pem"
+CA_FILE = "ca.pem"
+META_FILE = "device.json"
+
+
+class IdentityError(SyncError):
+    """The device is not enrolled, its identity files are damaged, or the cloud refused to sign."""
+
+
+def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)  # the rename itself must survive power loss
+    finally:
+        os.close(dfd)
+
+
+def _pending_key(identity_dir: Path) -> Any:
+    """The key waiting for a certificate: reused if a previous attempt left one, else a new one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = identity_dir / PENDING_KEY_FILE
+    if path.exists():
+        try:
+            return serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except ValueError:
+            path.unlink()  # a torn write of a key that was never sent anywhere
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return key
+
+
+def build_csr(key: Any, common_name: str = "joyedge-device") -> str:
+    """A PKCS#10 request signed by `key` (the cloud takes only the key from it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])]))
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _same_key(cert: Any, key: Any) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
+    def spki(k: Any) -> bytes:
+        return k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    return spki(cert.public_key()) == spki(key.public_key())
+
+
+def _check_answer(resp: registry_pb2.EnrollResponse, key: Any, ca_pem: bytes) -> Any:
+    """The certificate from `resp`, after checking it is for our key and signed by our CA."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        cert = x509.load_pem_x509_certificate(resp.certificate_pem.encode())
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as err:
+        raise IdentityError(f"the cloud answered with a certificate our CA did not sign: {err}") from err
+    if not _same_key(cert, key):
+        raise IdentityError("the cloud answered with a certificate for another key; refusing it")
+    return cert
+
+
+def _call(target: str, credentials: grpc.ChannelCredentials, server_name: str, fn: str, request: Any,
+          channel: grpc.Channel | None = None) -> registry_pb2.EnrollResponse:
+    opts = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    own = channel is None
+    ch = grpc.secure_channel(target, credentials, options=opts) if channel is None else channel
+    try:
+        return getattr(registry_pb2_grpc.EnrollmentStub(ch), fn)(request, timeout=ENROLL_DEADLINE_S)
+    except grpc.RpcError as err:
+        code = err.code().name if hasattr(err, "code") else "UNKNOWN"
+        detail = err.details() if hasattr(err, "details") else str(err)
+        raise IdentityError(f"{fn} at {target} failed ({code}): {detail}") from err
+    finally:
+        if own:
+            ch.close()
+
+
+def _host(target: str) -> str:
+    return target.rsplit(":", 1)[0]
+
+
+def _store(identity_dir: Path, resp: registry_pb2.EnrollResponse, cert: Any, ca_pem: bytes,
+           sync_target: str, server_name: str) -> None:
+    """Persist a signed certificate; the pending key becomes the device key last (see module doc)."""
+    from cryptography.hazmat.primitives import serialization
+
+    _write_private(identity_dir / CA_FILE, ca_pem, 0o644)
+    meta = {"device_id": resp.device_id, "site_id": resp.site_id, "store_id": resp.store_id,
+            "profile": resp.profile, "sync_target": sync_target, "server_name": server_name}
+    _write_private(identity_dir / META_FILE, json.dumps(meta, indent=2).encode(), 0o644)
+    _write_private(identity_dir / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    os.replace(identity_dir / PENDING_KEY_FILE, identity_dir / KEY_FILE)
+
+
+def enroll(identity_dir: str | Path, target: str, claim_token: str, *, ca_pem: bytes, device_id: str = "",
+           name: str = "", server_name: str = "") -> DeviceIdentity:
+    """Enroll at the cloud's enrollment port `target` with a claim token; the new identity.
+
+    `ca_pem` is the cloud CA the installer was given (`--ca-file`): the device verifies the cloud
+    before it hands over the claim token. `server_name` overrides the TLS name checked against the
+    cloud's certificate when `target` is an address the certificate does not name.
+    """
+    d = Path(identity_dir)
+    key = _pending_key(d)
+    try:
+        creds = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    except Exception as err:  # grpc raises plain exceptions for bad PEM
+        raise IdentityError(f"the CA file is not a PEM certificate: {err}") from err
+    request = registry_pb2.EnrollRequest(claim_token=claim_token, csr_pem=build_csr(key, device_id or "joyedge-device"),
+                                         device_id=device_id, name=name)
+    resp = _call(target, creds, server_name, "Enroll", request)
+    cert = _check_answer(resp, key, ca_pem)
+    sync_target = f"{_host(target)}:{resp.mtls_port}" if resp.mtls_port else target
+    _store(d, resp, cert, ca_pem, sync_target, server_name)
+    return DeviceIdentity.load(d)
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """An enrolled device's key, certificate and trust anchor (see module doc)."""
+
+    identity_dir: Path
+    device_id: str
+    site_id: str
+    store_id: str
+    profile: str
+    #: The cloud's mTLS address recorded at enrollment (host dialled + the port the cloud advertised).
+    sync_target: str
+    #: TLS name to check the cloud's certificate against when it differs from the dialled host ("" = the host).
+    server_name: str
+    serial: int
+    not_after: datetime
+    key_pem: bytes
+    cert_pem: bytes
+    ca_pem: bytes
+
+    @classmethod
+    def load(cls, identity_dir: str | Path) -> DeviceIdentity:
+        """Read the identity; IdentityError when the device is not enrolled or the files are damaged."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        d = Path(identity_dir)
+        try:
+            cert_pem = (d / CERT_FILE).read_bytes()
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            pending = d / PENDING_KEY_FILE
+            if pending.exists():
+                # A rotation or enrollment stopped between storing the certificate and the key swap.
+                pkey = serialization.load_pem_private_key(pending.read_bytes(), password=None)
+                if _same_key(cert, pkey):
+                    os.replace(pending, d / KEY_FILE)
+            key_pem = (d / KEY_FILE).read_bytes()
+            key = serialization.load_pem_private_key(key_pem, password=None)
+            meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
+            ca_pem = (d / CA_FILE).read_bytes()
+        except FileNotFoundError as err:
+            raise IdentityError(
+                f"device is not enrolled ({err.filename} missing); run `joyedge enroll --cloud HOST:PORT "
+                "--claim-token T --ca-file ca.pem`") from err
+        except (OSError, ValueError, KeyError) as err:
+            raise IdentityError(f"device identity in {d} is damaged: {err}") from err
+        if not _same_key(cert, key):
+            raise IdentityError(f"{d / CERT_FILE} does not belong to {d / KEY_FILE}; enroll again")
+        return cls(identity_dir=d, device_id=meta["device_id"], site_id=meta["site_id"], store_id=meta["store_id"],
+                   profile=meta.get("profile", ""), sync_target=meta["sync_target"],
+                   server_name=meta.get("server_name", ""), serial=cert.serial_number,
+                   not_after=cert.not_valid_after_utc, key_pem=key_pem, cert_pem=cert_pem, ca_pem=ca_pem)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """mTLS credentials: our key and certificate, and only our cloud's CA as trust anchor."""
+        return grpc.ssl_channel_credentials(root_certificates=self.ca_pem, private_key=self.key_pem,
+                                            certificate_chain=self.cert_pem)
+
+    def channel_options(self) -> list[tuple[str, Any]]:
+        """Channel options this identity needs (the TLS name override, when one was given)."""
+        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """True once the certificate is past its end: the cloud refuses it, only re-enrollment helps."""
+        return (now or datetime.now(UTC)) >= self.not_after
+
+    def needs_rotation(self, now: datetime | None = None, margin: float = ROTATE_BEFORE_S) -> bool:
+        """True when less than `margin` seconds of validity are left."""
+        return (now or datetime.now(UTC)) >= self.not_after - timedelta(seconds=margin)
+
+    def rotate(self, target: str | None = None, *, channel: grpc.Channel | None = None) -> DeviceIdentity:
+        """Get a certificate for a new key over mTLS (`channel`, or a new one to `target`/`sync_target`)
+        and switch to it; the new identity. Channels made before keep presenting the old certificate,
+        which stays valid until it expires: rebuild them with the new `channel_credentials()`."""
+        if self.expired():
+            raise IdentityError(f"certificate expired at {self.not_after:%Y-%m-%d %H:%M} UTC; it cannot be "
+                                "rotated — enroll the device again with a new claim token")
+        key = _pending_key(self.identity_dir)
+        request = registry_pb2.RotateCertificateRequest(csr_pem=build_csr(key, self.device_id))
+        resp = _call(target or self.sync_target, self.channel_credentials(), self.server_name,
+                     "RotateCertificate", request, channel)
+        cert = _check_answer(resp, key, self.ca_pem)
+        if (resp.device_id, resp.site_id, resp.store_id) != (self.device_id, self.site_id, self.store_id):
+            raise IdentityError("the rotated certificate names another device; refusing it")
+        _store(self.identity_dir, resp, cert, self.ca_pem, self.sync_target, self.server_name)
+        return DeviceIdentity.load(self.identity_dir)
