@@ -240,3 +240,20 @@ def test_load_finishes_a_rotation_cut_between_certificate_and_key(tmp_path, clou
 def test_not_enrolled_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(IdentityError, match="not enrolled.*joyedge enroll"):
         DeviceIdentity.load(tmp_path / "nothing")
+
+
+def test_joyedge_enroll_cli(tmp_path, cloud, storage, ca_dir, capsys) -> None:
+    from device.cli import main
+
+    cfg = tmp_path / "dev.toml"
+    cfg.write_text(f'profile = "mirror"\n[device]\nid = "mirror-cli"\nsite_id = "site-a"\nstore_id = "site-a-s1"\n'
+                   f'data_dir = "{tmp_path / "dev"}"\n[camera]\nuri = "replay:unused"\n')
+    base = ["enroll", "--config", str(cfg), "--cloud", f"127.0.0.1:{cloud.enroll_port}"]
+    assert main([*base, "--claim-token", "nope", "--ca-file", str(tmp_path / "missing.pem")]) == 2
+    assert "--ca-file" in capsys.readouterr().err
+    assert main([*base, "--claim-token", "nope", "--ca-file", str(ca_dir / "ca.pem")]) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err and not (tmp_path / "dev" / "identity" / "device.pem").exists()
+    assert main([*base, "--claim-token", _token(storage), "--ca-file", str(ca_dir / "ca.pem")]) == 0
+    out = capsys.readouterr().out
+    assert "device mirror-cli (site site-a, store site-a-s1) enrolled" in out and cloud.address in out
+    assert DeviceIdentity.load(tmp_path / "dev" / "identity").device_id == "mirror-cli"
