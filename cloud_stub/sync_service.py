@@ -1,6 +1,8 @@
-"""`Sync` gRPC service of the reference cloud: serves per-stream changes after the device's cursors.
+"""`Sync` gRPC service of the reference cloud: Pull serves per-stream changes after the device's cursors
+(held as a long poll while there are none), Push applies device events exactly once
+(`cloud_stub.device_events`). Both authorise through `cloud_stub.auth.require_device`.
 
-Errors are translated to gRPC status codes in one place (`SyncServicer.Pull`): a malformed request is
+Errors are translated to gRPC status codes in one place (`SyncServicer._translate`): a malformed request is
 INVALID_ARGUMENT, a busy database UNAVAILABLE (the device retries with backoff), any other storage
 failure INTERNAL, and a deadline that passes between streams DEADLINE_EXCEEDED.
 """
@@ -8,11 +10,14 @@ failure INTERNAL, and a deadline that passes between streams DEADLINE_EXCEEDED.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import grpc
 
 from api.v1 import crm_pb2, sync_pb2, sync_pb2_grpc
+from cloud_stub import auth
+from cloud_stub.device_events import apply_push
 from cloud_stub.errors import CloudError, InvalidRequestError, NotFoundError, StorageBusyError
 from cloud_stub.storage import Storage, now_ms
 
@@ -22,6 +27,13 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_CHANGES = 500
 #: Upper bound on `max_changes`, whatever the device asks for.
 MAX_CHANGES_CAP = 5000
+#: Longest a long-poll Pull is held open (the device asks for less; its deadline also caps it).
+MAX_WAIT_MS = 30_000
+#: How often a held Pull looks at the head seq (one indexed read on a cached connection). Writes may
+#: come from other processes (admin CLI, another server), so this polls rather than waiting on an event.
+WAIT_POLL_S = 0.05
+#: A held Pull answers this long before the caller's deadline, so the answer is not lost to it.
+WAIT_DEADLINE_MARGIN_S = 0.5
 
 SERVICE_NAME = sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name
 
@@ -72,15 +84,31 @@ _PAYLOADS = {
 
 
 class SyncServicer(sync_pb2_grpc.SyncServicer):
-    """Serves `Sync.Pull` from a `Storage`."""
+    """Serves `Sync.Pull` and `Sync.Push` from a `Storage`."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
     def Pull(self, request: sync_pb2.PullRequest, context: grpc.ServicerContext) -> sync_pb2.PullResponse:
+        """Per-stream changes after the device's cursors (held up to `wait_ms` when there are none)."""
+        # Scope by certificate: a device reads only its own site (None on an insecure loopback server).
+        auth.require_device(context, site_id=request.site_id or None)
+        return self._translate(self._pull, request, context)
+
+    def Push(self, request: sync_pb2.PushRequest, context: grpc.ServicerContext) -> sync_pb2.PushResponse:
+        """Apply device events exactly once (see `cloud_stub.device_events`); one ack per event."""
+        ident = auth.require_device(context, site_id=request.site_id or None, device_id=request.device_id or None)
+        if ident is not None and not request.site_id:
+            request.site_id = ident.site_id
+        return self._translate(
+            lambda req, _ctx: apply_push(self._storage, device_id=req.device_id, site_id=req.site_id,
+                                         events=req.events, device_time_ms=req.device_time_ms),
+            request, context)
+
+    def _translate(self, fn: Any, request: Any, context: grpc.ServicerContext) -> Any:
         """Translate our errors to gRPC status codes — the one boundary of this service."""
         try:
-            return self._pull(request, context)
+            return fn(request, context)
         except InvalidRequestError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         except NotFoundError as err:
@@ -90,7 +118,7 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         except _DeadlineExceeded as err:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(err))
         except CloudError as err:
-            log.exception("Pull failed for site %r", request.site_id)
+            log.exception("Sync call failed for site %r", request.site_id)
             context.abort(grpc.StatusCode.INTERNAL, f"cloud storage error: {err}")
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
@@ -99,6 +127,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             raise InvalidRequestError("site_id is required: a device pulls the data of its own site only")
         if request.max_changes < 0:
             raise InvalidRequestError(f"max_changes must be >= 0, got {request.max_changes}")
+        if request.wait_ms < 0:
+            raise InvalidRequestError(f"wait_ms must be >= 0, got {request.wait_ms}")
         limit = min(request.max_changes or DEFAULT_MAX_CHANGES, MAX_CHANGES_CAP)
         seen: set[int] = set()
         for cursor in request.cursors:
@@ -118,6 +148,8 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         # commit in seq order, so a stream with nothing more up to `head` may jump its cursor there,
         # and a cursor already at `head` needs no query at all (the empty delta most pulls are).
         head = self._storage.head_seq()
+        if request.wait_ms and request.cursors and all(c.seq >= head for c in request.cursors):
+            head = self._wait_for_change(head, request.wait_ms, context)
         for cursor in request.cursors:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
@@ -136,3 +168,17 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             batch.next_seq = last if has_more else max(last, head)
         response.server_time_ms = now_ms()
         return response
+
+    def _wait_for_change(self, head: int, wait_ms: int, context: grpc.ServicerContext) -> int:
+        """Hold a caught-up Pull until the head seq moves, the wait ends or the call goes away."""
+        wait_s = min(wait_ms, MAX_WAIT_MS) / 1000
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait_s = min(wait_s, remaining - WAIT_DEADLINE_MARGIN_S)
+        end = time.monotonic() + wait_s
+        while time.monotonic() < end and context.is_active():
+            time.sleep(min(WAIT_POLL_S, max(0.0, end - time.monotonic())))
+            now_head = self._storage.head_seq()
+            if now_head != head:
+                return now_head
+        return head

@@ -23,6 +23,8 @@ from device.greeting import attract_view, member_view, welcome_view
 from device.identity import Identifier, TrackVotes
 from drivers.camera.base import CameraSource, Frame
 from drivers.errors import CameraError
+from sync.errors import SyncError
+from sync.outbox import Outbox
 from sync.replica import Replica
 
 _LOG = logging.getLogger(__name__)
@@ -91,6 +93,8 @@ class MirrorApp:
         self._meta: dict[int, dict[str, Any]] = {}
         self._greeted: dict[int, str | None] = {}
         self._data_version = -1
+        self._gallery_rev: int | None = None
+        self.outbox = Outbox(replica)
         self._last_reload_check = 0.0
         self._last_face = time.monotonic()
         self._showing = ""
@@ -98,13 +102,20 @@ class MirrorApp:
     # -- gallery -----------------------------------------------------------------------------
 
     def reload_gallery_if_changed(self, force: bool = False) -> bool:
-        """Reload templates when the sync daemon committed since the last look."""
+        """Merge template changes when the sync daemon committed since the last look (all of them on `force`).
+
+        `PRAGMA data_version` tells cheaply that another connection committed; the replica's template
+        revision then says which templates changed, and only those are decrypted and merged.
+        """
         version = self.replica.data_version()
         if not force and version == self._data_version:
             return False
         self._data_version = version
-        self.gallery.load_from(self.replica)
-        _LOG.info("gallery: %d members, %d templates", len(self.gallery), self.gallery.template_count)
+        before = self._gallery_rev
+        self._gallery_rev = self.gallery.refresh_from(self.replica, None if force else self._gallery_rev)
+        if force or self._gallery_rev != before:
+            _LOG.info("gallery: %d members, %d templates (rev %d)", len(self.gallery),
+                      self.gallery.template_count, self._gallery_rev)
         return True
 
     # -- the loop ----------------------------------------------------------------------------
@@ -209,6 +220,7 @@ class MirrorApp:
             view = member_view(self.replica, verdict, self.store_id, self._now())
             if view is not None:
                 _LOG.info("track %d: member %s (score %.3f)", event.track_id, verdict, decision.score)
+                self._record_visit(verdict, decision.score)
                 self._greeted[event.track_id] = verdict
                 self.publish("mirror", view)
                 self._showing = "member"
@@ -218,6 +230,14 @@ class MirrorApp:
             if self._showing != "member":
                 self.publish("mirror", welcome_view(self._now()))
                 self._showing = "welcome"
+
+    def _record_visit(self, member_id: str, score: float) -> None:
+        # The visit and its outbox row commit together (Outbox.visit); a full disk costs the visit
+        # record, never the greeting.
+        try:
+            self.outbox.visit(member_id, self.store_id, float(score))
+        except SyncError as err:
+            _LOG.error("visit of %s not recorded: %s", member_id, err)
 
     def _on_track_end(self, track_id: int, embedded: bool, meta: dict[str, Any] | None) -> None:
         votes = self._votes.pop(track_id, None)

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from device.cli_common import add_config_args, load_from_args, stop_on_signals
 
 
+def _client(cfg: Any):
+    from sync.client import SyncClient
+
+    if cfg.sync.insecure:
+        return SyncClient(cfg.sync.cloud, insecure=True)
+    from sync.identity import DeviceIdentity
+
+    return SyncClient(cfg.sync.cloud, credentials=DeviceIdentity.load(cfg.identity_dir).channel_credentials())
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from device.assemble import open_replica
-    from sync.client import SyncClient
     from sync.daemon import SyncDaemon
+    from sync.outbox import Outbox, read_status
 
     extra: dict[str, Any] = {}
     if args.cloud:
@@ -20,15 +31,32 @@ def cmd_sync(args: argparse.Namespace) -> int:
         extra.setdefault("sync", {})["insecure"] = True
     cfg = load_from_args(args, extra)
     replica = open_replica(cfg)
-    client = SyncClient(cfg.sync.cloud, insecure=cfg.sync.insecure)
+    if args.status:
+        try:
+            status = read_status(replica)
+            outbox = Outbox(replica)
+            status["quarantine"] = outbox.quarantined()
+            status["compensations"] = outbox.compensations()
+            print(json.dumps(status, ensure_ascii=False, indent=2, default=str))
+        finally:
+            replica.close()
+        return 0
+    client = _client(cfg)
     daemon = SyncDaemon(replica, client, device_id=cfg.device.id, site_id=cfg.device.site_id,
-                        store_id=cfg.device.store_id, interval_s=cfg.sync.interval_s)
+                        store_id=cfg.device.store_id, interval_s=cfg.sync.interval_s,
+                        metrics_path=cfg.device.data_dir / "sync.prom")
     try:
         if args.once:
             applied = daemon.sync_once()
             counts = replica.counts()
+            pushed = daemon.status.pushed
             print("joyedge sync: applied " + ", ".join(f"{k} {v}" for k, v in applied.items())
-                  + " | replica " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+                  + " | replica " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                  + " | pushed " + ", ".join(f"{k} {v}" for k, v in pushed.items())
+                  + f" | outbox {daemon.outbox.depth()}", flush=True)
+            for comp in daemon.outbox.compensations(unseen_only=True):
+                print(f"joyedge sync: compensation {comp['kind']} for member {comp['member_id']}: "
+                      f"{comp['message']} ({comp['amount_cents'] / 100:.2f})", flush=True)
         else:
             print(f"joyedge sync: daemon for {cfg.device.id} → {cfg.sync.cloud}", flush=True)
             daemon.run(stop_on_signals())
@@ -40,11 +68,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `joyedge sync` to the `joyedge` parser."""
-    syn = sub.add_parser("sync", help="pull CRM data from the cloud into the device replica")
+    syn = sub.add_parser("sync", help="push device events to the cloud and pull CRM data into the replica")
     add_config_args(syn)
     mode = syn.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--once", action="store_true", help="sync until caught up, then exit")
+    mode.add_argument("--once", action="store_true", help="push the outbox and pull until caught up, then exit")
     mode.add_argument("--daemon", action="store_true", help="keep syncing until stopped")
+    mode.add_argument("--status", action="store_true",
+                      help="print the stored sync status, quarantine and compensations as JSON")
     syn.add_argument("--cloud", help="cloud address HOST:PORT")
     syn.add_argument("--insecure", action="store_true", help="plain-text gRPC (loopback only)")
     syn.set_defaults(func=cmd_sync)

@@ -8,6 +8,7 @@ for 10^5 members on one core. Nothing here is ever written back to disk.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,62 @@ class Gallery:
         factors = replica.template_factors()
         self.load([(t.member_id, t.vector, t.weight * factors.get(t.template_id, 1.0), t.template_id)
                    for t in replica.templates()])
+
+    def refresh_from(self, replica: Replica, since_rev: int | None = None) -> int:
+        """Bring the gallery up to the replica's latest template revision and return it.
+
+        `since_rev` None loads everything; otherwise only templates written or deleted after that
+        revision are read, decrypted and merged (`apply_delta`), so a sync of a few rows costs a
+        few rows, not a decryption of the whole site.
+        """
+        if since_rev is None:
+            rev = replica.template_rev()  # read first: a commit in between is merged again next time
+            self.load_from(replica)
+            return rev
+        rev, changed, gone = replica.template_changes(since_rev)
+        if changed or gone:
+            factors = replica.template_factors()
+            self.apply_delta([(t.member_id, t.vector, t.weight * factors.get(t.template_id, 1.0), t.template_id)
+                              for t in changed], gone)
+        return rev
+
+    def apply_delta(self, rows: list[tuple], removed: Iterable[str] = ()) -> None:
+        """Upsert (member_id, vector, weight, template_id) rows and drop the `removed` template ids.
+
+        Equivalent to `load` of the merged rows; the unchanged rows are moved by numpy, not rebuilt.
+        """
+        with self._lock:
+            matrix, weights, members, starts = self._matrix, self._weights, self._members, self._starts
+            tids = self._template_ids
+        n = int(matrix.shape[0])
+        drop = set(removed) | {str(r[3]) for r in rows}
+        row_members = np.repeat(np.array(members, dtype=object), np.diff(np.append(starts, n))) if n else \
+            np.zeros(0, dtype=object)
+        keep = np.ones(n, dtype=bool)
+        if drop and len(tids) == n:
+            keep = np.fromiter((t not in drop for t in tids), dtype=bool, count=n)
+        if rows:
+            new = np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+            new = new / np.maximum(np.linalg.norm(new, axis=1, keepdims=True), 1e-12)
+            all_m = np.concatenate([matrix[keep], new])
+            all_w = np.concatenate([weights[keep], np.array([r[2] for r in rows], dtype=np.float32)])
+            all_members = np.concatenate([row_members[keep], np.array([r[0] for r in rows], dtype=object)])
+            all_tids = [t for t, k in zip(tids, keep, strict=False) if k] + [str(r[3]) for r in rows]
+        else:
+            all_m, all_w, all_members = matrix[keep], weights[keep], row_members[keep]
+            all_tids = [t for t, k in zip(tids, keep, strict=False) if k]
+        order = np.argsort(all_members.astype(str), kind="stable") if len(all_members) else np.zeros(0, np.int64)
+        sorted_members = all_members[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = sorted_members[1:] != sorted_members[:-1]
+        new_starts = np.flatnonzero(first).astype(np.int64)
+        mat, w = all_m[order], all_w[order]
+        with self._lock:
+            self._matrix, self._weights = mat, w
+            self._members = [str(m) for m in sorted_members[new_starts]]
+            self._starts = new_starts
+            self._template_ids = [all_tids[i] for i in order] if len(all_tids) == len(order) else []
+            self._unit_weights = w if bool(w.size) and bool(np.all(w == 1.0)) else None
 
     def scale_template(self, template_id: str, factor: float) -> bool:
         """Multiply one template's weight in RAM (feedback takes effect before the next reload)."""

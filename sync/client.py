@@ -1,6 +1,19 @@
-"""The device's gRPC client to the cloud's Sync service. gRPC errors become SyncErrors here."""
+"""The device's gRPC client to the cloud's Sync service. gRPC errors become SyncErrors here.
+
+Every call has a deadline. Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED)
+are retried `RETRY_ATTEMPTS` times with jittered exponential backoff before they surface as
+CloudUnavailableError (the daemon then backs off for longer). Requests are gzip-compressed.
+Keepalive: one ping per `KEEPALIVE_TIME_MS` and never without an active call, which stays inside
+gRPC's default server ping policy (min 5 min between pings without data; our cloud allows 30 s).
+Plain text only on loopback, and only when asked for; otherwise mTLS credentials are required.
+"""
 
 from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
 
@@ -8,15 +21,22 @@ from api.v1 import sync_pb2, sync_pb2_grpc
 from sync.errors import CloudUnavailableError, SyncError
 
 PULL_DEADLINE_S = 20.0
-# Keepalive inside gRPC's default server ping policy (no more than one ping per 5 min without data
-# is what the server tolerates unless configured otherwise); our cloud permits 30 s.
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 60_000),
+PUSH_DEADLINE_S = 15.0
+RETRY_ATTEMPTS = 3
+RETRY_INITIAL_S = 0.2
+RETRY_MAX_S = 2.0
+KEEPALIVE_TIME_MS = 60_000
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.enable_retries", 1),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 2),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+    ("grpc.enable_retries", 0),  # our own retries below: one policy, visible in one place
 ]
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+R = TypeVar("R")
 
 
 def _is_loopback(target: str) -> bool:
@@ -24,29 +44,64 @@ def _is_loopback(target: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-class SyncClient:
-    """A channel to the cloud. Plain-text gRPC only on loopback and only when asked for."""
+def backoff_delays(initial: float, maximum: float) -> Callable[[], float]:
+    """A generator of jittered exponential delays ("full jitter" around the doubling value)."""
+    state = {"next": initial}
 
-    def __init__(self, target: str, *, insecure: bool = False) -> None:
-        if not insecure:
-            raise SyncError("mTLS enrollment is not built yet: pass insecure=True (loopback only)")
-        if not _is_loopback(target):
-            raise SyncError(f"refusing plain-text gRPC to {target}: --insecure is allowed on loopback only")
+    def delay() -> float:
+        d = state["next"] * random.uniform(0.5, 1.5)
+        state["next"] = min(state["next"] * 2, maximum)
+        return d
+
+    return delay
+
+
+class SyncClient:
+    """A channel to the cloud's Sync service."""
+
+    def __init__(self, target: str, *, insecure: bool = False, credentials: grpc.ChannelCredentials | None = None,
+                 options: Sequence[tuple[str, Any]] = ()) -> None:
+        opts = [*CHANNEL_OPTIONS, *options]
+        if insecure:
+            if not _is_loopback(target):
+                raise SyncError(f"refusing plain-text gRPC to {target}: --insecure is allowed on loopback only")
+            self._channel = grpc.insecure_channel(target, options=opts, compression=grpc.Compression.Gzip)
+        elif credentials is None:
+            raise SyncError(f"no mTLS credentials for {target}: enroll the device first (joyedge enroll), "
+                            "or use --insecure on loopback")
+        else:
+            self._channel = grpc.secure_channel(target, credentials, options=opts, compression=grpc.Compression.Gzip)
         self.target = target
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS, compression=grpc.Compression.Gzip)
         self._stub = sync_pb2_grpc.SyncStub(self._channel)
 
     def pull(self, request: sync_pb2.PullRequest, *, timeout: float = PULL_DEADLINE_S) -> sync_pb2.PullResponse:
-        """One Pull call with a deadline."""
-        try:
-            return self._stub.Pull(request, timeout=timeout)
-        except grpc.RpcError as err:
-            code = err.code() if hasattr(err, "code") else None
-            detail = err.details() if hasattr(err, "details") else str(err)
-            if code in _RETRYABLE:
-                raise CloudUnavailableError(f"cloud {self.target} unavailable ({code.name}): {detail}") from err
-            name = code.name if code is not None else "UNKNOWN"
-            raise SyncError(f"cloud {self.target} refused Pull ({name}): {detail}") from err
+        """One Pull with a deadline (a long poll needs `timeout` above its `wait_ms`)."""
+        return self._call("Pull", self._stub.Pull, request, timeout)
+
+    def push(self, request: sync_pb2.PushRequest, *, timeout: float = PUSH_DEADLINE_S) -> sync_pb2.PushResponse:
+        """One Push with a deadline."""
+        return self._call("Push", self._stub.Push, request, timeout)
+
+    def _call(self, name: str, method: Callable[..., R], request: Any, timeout: float) -> R:
+        delay = backoff_delays(RETRY_INITIAL_S, RETRY_MAX_S)
+        for attempt in range(RETRY_ATTEMPTS):
+            try:
+                return method(request, timeout=timeout)
+            except grpc.RpcError as err:
+                code = err.code() if hasattr(err, "code") else None
+                detail = err.details() if hasattr(err, "details") else str(err)
+                if code in _RETRYABLE:
+                    if attempt + 1 < RETRY_ATTEMPTS:
+                        time.sleep(delay())
+                        continue
+                    raise CloudUnavailableError(
+                        f"cloud {self.target} unavailable for {name} ({code.name}): {detail}") from err
+                cname = code.name if code is not None else "UNKNOWN"
+                if code == grpc.StatusCode.INTERNAL and "deserializ" in (detail or "").lower():
+                    raise SyncError(f"cloud {self.target} answered {name} with a message that is not a "
+                                    f"{name}Response (garbage or a wrong server): {detail}") from err
+                raise SyncError(f"cloud {self.target} refused {name} ({cname}): {detail}") from err
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         """Close the channel."""

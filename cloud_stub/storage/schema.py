@@ -300,6 +300,53 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX certificates_device ON certificates (device_id, issued_at_ms)
         """,
     ),
+    (
+        4,
+        # Sync.Push (issue 6): every device event by its UUID (the de-duplication key and the stored
+        # ack), and the events that no other domain module records: visits, "not me" feedback and
+        # anonymous traffic counts.
+        """
+        CREATE TABLE device_events (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            site_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            stream_seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            occurred_at_ms INTEGER NOT NULL,
+            received_at_ms INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            compensation_id TEXT NOT NULL
+        );
+        CREATE INDEX device_events_stream ON device_events (device_id, stream, stream_seq);
+        CREATE TABLE visits (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            score REAL NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX visits_member ON visits (member_id, at_ms);
+        CREATE TABLE face_feedback (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            template_id TEXT NOT NULL,
+            score REAL NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE traffic (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            window_start_ms INTEGER NOT NULL,
+            window_ms INTEGER NOT NULL,
+            counts TEXT NOT NULL
+        )
+        """,
+    ),
 ]
 
 # Per stream: table, key column, and how a row is scoped to a site.
