@@ -119,8 +119,10 @@ class _Cloud:
 
     def __init__(self, db: Path) -> None:
         self.db = db
+        self.ca_dir = db.parent / "ca"
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.enroll_port = 0
 
     def seed(self, faces: Path, enroll_per_person: int) -> dict[str, Any]:
         cmd = [_script("joyedge-cloud"), "seed-demo", "--db", str(self.db), "--faces", str(faces),
@@ -130,8 +132,26 @@ class _Cloud:
             raise DeviceError(f"seeding the demo cloud failed: {done.stderr.strip()[-800:]}")
         return json.loads(done.stdout)
 
+    def _admin(self, *args: str) -> str:
+        done = subprocess.run([_script("joyedge-cloud"), *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DeviceError(f"joyedge-cloud {args[0]} {args[1]} failed: {done.stderr.strip()[-800:]}")
+        return done.stdout
+
+    def init_ca(self) -> Path:
+        """`joyedge-cloud ca init` (once per work dir); the CA certificate devices trust."""
+        if not (self.ca_dir / "ca.key").exists():
+            self._admin("ca", "init", "--dir", str(self.ca_dir))
+        return self.ca_dir / "ca.pem"
+
+    def claim_token(self, site_id: str, store_id: str) -> str:
+        """A single-use claim token for one mirror of `store_id`."""
+        return self._admin("ca", "issue-claim-token", "--db", str(self.db), "--site-id", site_id,
+                           "--store-id", store_id, "--profile", "mirror").strip()
+
     def start(self) -> int:
-        cmd = [_script("joyedge-cloud"), "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", "0", "--insecure"]
+        cmd = [_script("joyedge-cloud"), "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", "0",
+               "--tls-dir", str(self.ca_dir)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
         deadline = time.monotonic() + CLOUD_START_TIMEOUT_S
         assert self.proc.stdout is not None
@@ -141,6 +161,7 @@ class _Cloud:
                 break
             if "serving on" in line:
                 self.port = int(line.split("serving on", 1)[1].split()[0].rsplit(":", 1)[1])
+                self.enroll_port = int(line.rsplit(":", 1)[1])
                 return self.port
         self.stop()
         raise DeviceError("the demo cloud did not start (see its messages above)")
@@ -160,12 +181,14 @@ def _terminate(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-def _write_device_config(path: Path, data_dir: Path, cloud_port: int, ui_port: int) -> None:
+def _write_device_config(path: Path, data_dir: Path, cloud_port: int, ui_port: int,
+                         site_id: str = "site-demo", store_id: str = "store-demo-01") -> None:
+    # mTLS with the certificate from `joyedge enroll` (insecure = false).
     path.write_text(
-        'profile = "mirror"\n\n[device]\nid = "mirror-demo-01"\nsite_id = "site-demo"\n'
-        f'store_id = "store-demo-01"\ndata_dir = "{data_dir}"\n\n'
+        f'profile = "mirror"\n\n[device]\nid = "mirror-demo-01"\nsite_id = "{site_id}"\n'
+        f'store_id = "{store_id}"\ndata_dir = "{data_dir}"\n\n'
         '[camera]\nuri = "replay:demo"\n\n'
-        f'[sync]\ncloud = "127.0.0.1:{cloud_port}"\ninterval_s = 2.0\ninsecure = true\n\n'
+        f'[sync]\ncloud = "127.0.0.1:{cloud_port}"\ninterval_s = 2.0\ninsecure = false\n\n'
         f'[ui]\nport = {ui_port}\n',
         encoding="utf-8",
     )
@@ -217,7 +240,7 @@ def run_demo(opts: DemoOptions) -> int:
     if not cast.is_dir():
         raise DeviceError(f"--faces {cast}: not a folder (expected one sub-folder per person)")
     if work.exists():
-        for stale in ("cloud.db", "cloud.db-wal", "cloud.db-shm", "cloud.db.key", "mirror"):
+        for stale in ("cloud.db", "cloud.db-wal", "cloud.db-shm", "cloud.db.key", "mirror", "ca"):
             p = work / stale
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -229,11 +252,20 @@ def run_demo(opts: DemoOptions) -> int:
     try:
         say(f"demo: seeding the cloud with the people in {cast}")
         report = cloud.seed(cast, opts.enroll_per_person)
+        ca_pem = cloud.init_ca()
         port = cloud.start()
-        say(f"demo: cloud on 127.0.0.1:{port}")
+        say(f"demo: cloud on 127.0.0.1:{port} (mTLS), enrollment on 127.0.0.1:{cloud.enroll_port}")
         cfg_path = work / "mirror.toml"
-        _write_device_config(cfg_path, work / "mirror", port, opts.port)
+        site_id, store_id = report["site_id"], report["store_ids"][0]
+        _write_device_config(cfg_path, work / "mirror", port, opts.port, site_id, store_id)
         cfg = load_config(cfg_path)
+        done = subprocess.run([_script("joyedge"), "enroll", "--config", str(cfg_path),
+                               "--cloud", f"127.0.0.1:{cloud.enroll_port}",
+                               "--claim-token", cloud.claim_token(site_id, store_id), "--ca-file", str(ca_pem)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DeviceError(f"enrollment failed: {done.stderr.strip()[-800:]}")
+        say("demo: " + done.stdout.strip().splitlines()[0])
         done = subprocess.run([_script("joyedge"), "sync", "--config", str(cfg_path), "--once"],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -36,17 +36,19 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def cloud(tmp_path):
-    """A seeded reference cloud running as its own process on an ephemeral port."""
+    """A seeded reference cloud with its CA, running as its own process on ephemeral ports (mTLS +
+    enrollment); yields (mTLS port, seed report, enrollment port, CA file, db)."""
     db = tmp_path / "cloud.db"
     report = json.loads(_cli("joyedge-cloud", "seed-demo", "--db", str(db), "--faces", str(BUILTIN_CAST),
                              "--enroll-per-person", "3", "--json").stdout)
-    proc = subprocess.Popen([str(BIN / "joyedge-cloud"), "serve", "--db", str(db), "--port", "0", "--insecure"],
-                            stdout=subprocess.PIPE, text=True)
+    _cli("joyedge-cloud", "ca", "init", "--dir", str(tmp_path / "ca"))
+    proc = subprocess.Popen([str(BIN / "joyedge-cloud"), "serve", "--db", str(db), "--port", "0",
+                             "--tls-dir", str(tmp_path / "ca")], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert "serving on" in line, line
+        assert "serving on" in line and "enrollment on" in line, line
         port = int(line.split("serving on", 1)[1].split()[0].rsplit(":", 1)[1])
-        yield port, report
+        yield port, report, int(line.rsplit(":", 1)[1]), tmp_path / "ca" / "ca.pem", db
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -60,12 +62,17 @@ def _frames(path: Path, label: str, hold: int = 4, gap: int = 8):
 
 
 def test_member_is_greeted_and_stranger_gets_neutral_welcome(tmp_path, cloud):
-    port, report = cloud
+    port, report, enroll_port, ca_pem, db = cloud
     cfg_file = tmp_path / "mirror.toml"
     cfg_file.write_text(
         f'profile = "mirror"\n[device]\nid = "mirror-t1"\ndata_dir = "{tmp_path / "dev"}"\n'
-        f'[camera]\nuri = "replay:unused"\n[sync]\ncloud = "127.0.0.1:{port}"\ninsecure = true\n'
+        f'[camera]\nuri = "replay:unused"\n[sync]\ncloud = "127.0.0.1:{port}"\ninsecure = false\n'
     )
+    token = _cli("joyedge-cloud", "ca", "issue-claim-token", "--db", str(db), "--site-id", report["site_id"],
+                 "--store-id", report["store_ids"][0], "--profile", "mirror").stdout.strip()
+    enrolled = _cli("joyedge", "enroll", "--config", str(cfg_file), "--cloud", f"127.0.0.1:{enroll_port}",
+                    "--claim-token", token, "--ca-file", str(ca_pem)).stdout
+    assert f"device mirror-t1 (site {report['site_id']}" in enrolled, enrolled
     out = _cli("joyedge", "sync", "--config", str(cfg_file), "--once").stdout
     assert "templates 5" in out, out
     cfg = load_config(cfg_file)
@@ -103,9 +110,10 @@ def test_member_is_greeted_and_stranger_gets_neutral_welcome(tmp_path, cloud):
     assert 0 < card["points"] and 0 < card["tier_keep_points"]
     welcomes = [m for v, m in published if m["state"] == "welcome"]
     assert welcomes and all(set(w) == {"state", "greeting", "message"} for w in welcomes)
-    # Nothing about the stranger is kept: no file other than the replica and identity keys appeared.
+    # Nothing about the stranger is kept: no file other than the replica, identity keys and the sync
+    # daemon's metrics appeared.
     files = sorted(p.relative_to(tmp_path / "dev").as_posix() for p in (tmp_path / "dev").rglob("*") if p.is_file())
-    assert all(f.startswith(("replica.db", "identity/")) for f in files), files
+    assert [f for f in files if not f.startswith(("replica.db", "identity/", "sync.prom"))] == []
 
 
 def test_demo_headless_greets_members_and_reports_unknowns(tmp_path):
