@@ -43,6 +43,8 @@ setup(
         "python-escpos>=3.1,<4",
         "pyserial>=3.5",
         "pyzbar>=0.1.9",
+        # provisioning: device discovery over mDNS (device advertises, joyprov discover browses)
+        "zeroconf>=0.130",
     ],
     extras_require={
         "dev": [

@@ -10,6 +10,7 @@ and erases the secrets. Format (TOML, UTF-8, unknown keys are errors)::
     [cloud]
     address = "cloud.example.com:443"
     claim_token = "…"               # SECRET: erased by firstboot after enrollment
+    ca_pem = '''-----BEGIN CERTIFICATE-----…'''   # optional: the cloud CA the device trusts
     [wifi]                          # optional
     ssid = "Mall-Staff"
     psk = "…"                       # SECRET: erased by firstboot once the network config holds it
@@ -28,6 +29,7 @@ FILENAME = "joyedge-firstboot.toml"
 DONE_FILENAME = "joyedge-firstboot.done"
 FORMAT = 1
 PROFILES = ("mirror", "pos-flagship", "pos-mobile")
+MAX_CA_PEM = 16384
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$")
@@ -47,6 +49,7 @@ class FirstbootConfig:
     hostname: str | None = None
     wifi_ssid: str | None = None
     wifi_psk: str | None = None  # None once erased (or for an open network)
+    ca_pem: str | None = None  # the cloud's CA certificate (public): checked before the token is sent
 
     def validate(self) -> FirstbootConfig:
         """Raise FirstbootFormatError naming the first bad field; return self when all is well."""
@@ -67,6 +70,10 @@ class FirstbootConfig:
             raise FirstbootFormatError("wifi.ssid: 1-32 bytes")
         if self.wifi_psk is not None:
             check_psk(self.wifi_psk)
+        if self.ca_pem is not None and not (
+                self.ca_pem.startswith("-----BEGIN CERTIFICATE-----") and len(self.ca_pem) <= MAX_CA_PEM
+                and "\'\'\'" not in self.ca_pem and self.ca_pem.isascii()):
+            raise FirstbootFormatError("cloud.ca_pem: a PEM certificate (-----BEGIN CERTIFICATE-----)")
         return self
 
     def without_secrets(self, *, claim_token: bool = True, wifi_psk: bool = True) -> FirstbootConfig:
@@ -120,6 +127,8 @@ def render(cfg: FirstbootConfig) -> str:
     lines += ["", "[cloud]", f"address = {_q(cfg.cloud)}"]
     if cfg.claim_token is not None:
         lines.append(f"claim_token = {_q(cfg.claim_token)}")
+    if cfg.ca_pem is not None:
+        lines.append("ca_pem = '''\n" + cfg.ca_pem.strip() + "\n'''")  # literal: PEM stays readable
     if cfg.wifi_ssid is not None:
         lines += ["", "[wifi]", f"ssid = {_q(cfg.wifi_ssid)}"]
         if cfg.wifi_psk is not None:
@@ -158,6 +167,7 @@ def parse(text: str) -> FirstbootConfig:
         hostname=_take(data, "hostname", ""),
         cloud=_take(cloud, "address", "cloud.", required=True) or "",
         claim_token=_take(cloud, "claim_token", "cloud."),
+        ca_pem=_take(cloud, "ca_pem", "cloud."),
         wifi_ssid=_take(wifi, "ssid", "wifi."),
         wifi_psk=_take(wifi, "psk", "wifi."),
     )

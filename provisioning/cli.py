@@ -39,7 +39,8 @@ def cmd_configure(args: argparse.Namespace) -> int:
     from provisioning.configure import build_config, configure
 
     cfg = build_config(profile=args.profile, cloud=args.cloud, claim_token=args.claim_token,
-                       hostname=args.hostname, wifi_ssid=args.wifi_ssid, wifi_psk_file=args.wifi_psk_file)
+                       hostname=args.hostname, wifi_ssid=args.wifi_ssid, wifi_psk_file=args.wifi_psk_file,
+                       ca_file=args.ca_file)
     w = configure(args.target, cfg, force=args.force)
     if args.json:
         _print_json({"target": w.target, "file": w.file, "bytes": w.bytes,
@@ -61,7 +62,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     shown = None
     if cfg is not None:
         shown = {"profile": cfg.profile, "cloud": cfg.cloud, "hostname": cfg.hostname,
-                 "wifi_ssid": cfg.wifi_ssid, "claim_token_present": cfg.claim_token is not None,
+                 "wifi_ssid": cfg.wifi_ssid, "ca_pem_present": cfg.ca_pem is not None,
+                 "claim_token_present": cfg.claim_token is not None,
                  "wifi_psk_present": cfg.wifi_psk is not None}
     if args.json:
         _print_json({"partitions": [vars(p) for p in parts], "boot_partition": boot.number,
@@ -122,9 +124,17 @@ def cmd_bundle_build(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options: `--wifi-psk SECRET` must not be taken as `--wifi-psk-file SECRET`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `joyprov` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="joyprov",
         description="Provision and service JoyEdge devices (π-POS, 摩镜): flash, configure, discover, "
         "sign bundles. Exit codes: 0 ok, 1 check failed, 2 usage, 3 bad input, 4 refused (safety), "
@@ -149,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claim-token", required=True, help="one-time claim token from the cloud")
     p.add_argument("--wifi-ssid")
     p.add_argument("--wifi-psk-file", type=Path, help="file whose first line is the WiFi passphrase")
-    p.add_argument("--hostname")
+    p.add_argument("--hostname", help="device hostname; also its device id unless the cloud assigns one")
+    p.add_argument("--ca-file", type=Path, help="the cloud's CA certificate (ca.pem of `joyedge-cloud ca init`); "
+                   "without it the image must carry one in the identity directory")
     p.add_argument("--force", action="store_true", help="write even to a mounted disk")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_configure)

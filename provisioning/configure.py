@@ -37,8 +37,20 @@ def read_psk_file(path: Path) -> str:
     return lines[0]
 
 
+def read_ca_file(path: Path) -> str:
+    """The cloud CA certificate (PEM) the device will trust when it enrolls."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError as err:
+        raise BadInput(f"CA file {path} does not exist (it is the ca.pem of `joyedge-cloud ca init`)") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadInput(f"CA file {path} cannot be read as PEM: {err}") from err
+    return text.strip() + "\n"
+
+
 def build_config(*, profile: str, cloud: str, claim_token: str, hostname: str | None,
-                 wifi_ssid: str | None, wifi_psk_file: Path | None) -> FirstbootConfig:
+                 wifi_ssid: str | None, wifi_psk_file: Path | None,
+                 ca_file: Path | None = None) -> FirstbootConfig:
     """Validate the installer's inputs into a FirstbootConfig (BadInput names the bad one)."""
     if profile not in known_profiles():
         raise BadInput(f"profile {profile!r}: choose one of {', '.join(known_profiles())}")
@@ -46,7 +58,8 @@ def build_config(*, profile: str, cloud: str, claim_token: str, hostname: str | 
         raise BadInput("--wifi-psk-file needs --wifi-ssid")
     psk = read_psk_file(wifi_psk_file) if wifi_psk_file is not None else None
     cfg = FirstbootConfig(profile=profile, cloud=cloud, claim_token=claim_token, hostname=hostname,
-                          wifi_ssid=wifi_ssid, wifi_psk=psk)
+                          wifi_ssid=wifi_ssid, wifi_psk=psk,
+                          ca_pem=read_ca_file(ca_file) if ca_file is not None else None)
     try:
         return cfg.validate()
     except FirstbootFormatError as err:

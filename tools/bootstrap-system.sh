@@ -3,9 +3,10 @@
 #   libzbar0            barcode/QR decoding for camera scanners (pyzbar)
 #   chromium            the kiosk browser, and the browser the UI tests drive
 #   fonts-wqy-microhei  a CJK font, so Chinese is not drawn as boxes
+#   dosfstools mtools fdisk  provisioning tests: mkfs.fat, mdir/mcopy, sfdisk build and read back test images
 # --no-install-recommends keeps libzbar0 from pulling in ImageMagick.
 set -euo pipefail
-PKGS=(libzbar0 chromium fonts-wqy-microhei)
+PKGS=(libzbar0 chromium fonts-wqy-microhei dosfstools mtools fdisk)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

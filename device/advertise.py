@@ -1,0 +1,100 @@
+"""Advertise this device on its LAN as `<id>._joyedge._tcp.local.` (zeroconf; api/discovery.py).
+
+Started by the device admin API (which owns the advertised port) once that exists; usable on its
+own now. `interfaces` limits the sockets to given addresses (tests use ["127.0.0.1"], so nothing
+leaves the machine); the default is every interface, as a device on a mall LAN needs.
+"""
+
+from __future__ import annotations
+
+import socket
+from types import TracebackType
+
+from api.discovery import SERVICE_TYPE, TXT_ID, TXT_PROFILE, TXT_SITE, TXT_VERSION
+from device.errors import DeviceError
+
+
+class Advertiser:
+    """Registers one `_joyedge._tcp` service with TXT id/profile/version/site; `close()` withdraws it."""
+
+    def __init__(self, *, device_id: str, profile: str, version: str, site: str, port: int,
+                 addresses: list[str] | None = None, interfaces: list[str] | None = None,
+                 hostname: str | None = None) -> None:
+        self.device_id = device_id
+        self.profile = profile
+        self.version = version
+        self.site = site
+        self.port = port
+        self.addresses = addresses
+        self.interfaces = interfaces
+        self.hostname = hostname or device_id
+        self._zc = None
+        self._info = None
+
+    @property
+    def name(self) -> str:
+        """The DNS-SD instance name."""
+        return f"{self.device_id}.{SERVICE_TYPE}"
+
+    def start(self) -> Advertiser:
+        """Open the mDNS sockets and register (probing for a name conflict first, as RFC 6762 §8 asks)."""
+        try:
+            from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException, ServiceInfo, Zeroconf
+        except ImportError as err:
+            raise DeviceError("advertising needs python-zeroconf: pip install zeroconf") from err
+        addrs = self.addresses or self.interfaces or []
+        try:
+            packed = [socket.inet_aton(a) for a in addrs]
+        except OSError as err:
+            raise DeviceError(f"advertise addresses {addrs}: IPv4 addresses expected") from err
+        info = ServiceInfo(
+            SERVICE_TYPE, self.name, port=self.port, server=f"{self.hostname}.local.",
+            properties={TXT_ID: self.device_id, TXT_PROFILE: self.profile, TXT_VERSION: self.version,
+                        TXT_SITE: self.site},
+            **({"addresses": packed} if packed else {}))
+        try:
+            zc = Zeroconf(interfaces=self.interfaces or InterfaceChoice.All, ip_version=IPVersion.V4Only)
+        except OSError as err:
+            raise DeviceError(f"cannot open an mDNS socket: {err.strerror}") from err
+        try:
+            if not packed:
+                info.addresses = [socket.inet_aton(ip) for ip in _local_ipv4()]
+            zc.register_service(info)
+        except NonUniqueNameException as err:
+            zc.close()
+            raise DeviceError(f"another device already advertises {self.name}: device ids must be unique") from err
+        except BaseException:
+            zc.close()
+            raise
+        self._zc, self._info = zc, info
+        return self
+
+    def close(self) -> None:
+        """Withdraw the service (a goodbye packet) and close the sockets. Idempotent."""
+        zc, info, self._zc, self._info = self._zc, self._info, None, None
+        if zc is None:
+            return
+        try:
+            if info is not None:
+                zc.unregister_service(info)
+        finally:
+            zc.close()
+
+    def __enter__(self) -> Advertiser:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _local_ipv4() -> list[str]:
+    """The machine's non-loopback IPv4 addresses (ifaddr comes with zeroconf)."""
+    import ifaddr
+
+    out = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                out.append(ip.ip)
+    return out or ["127.0.0.1"]
