@@ -35,6 +35,8 @@ STREAMS = {"visit": "visits", "payment": "payments", "points": "points", "redemp
 #: Largest push (events, serialized bytes); the cloud refuses messages over 4 MiB.
 PUSH_MAX_EVENTS = 500
 PUSH_MAX_BYTES = 2 * 1024 * 1024
+#: Largest single event: one that could never fit a push would block its stream forever.
+MAX_EVENT_BYTES = 256 * 1024
 
 
 def _now_ms() -> int:
@@ -55,6 +57,8 @@ def enqueue(conn: sqlite3.Connection, cipher: TemplateCipher, kind: str, payload
     event = sync_pb2.DeviceEvent(event_id=event_id, stream=stream, stream_seq=seq, occurred_at_ms=at)
     getattr(event, kind).CopyFrom(payload)
     body = event.SerializeToString()
+    if len(body) > MAX_EVENT_BYTES:
+        raise SyncError(f"{kind} event of {len(body)} bytes is over the {MAX_EVENT_BYTES}-byte limit; not recorded")
     sealed = kind == "enrollment"
     if sealed:
         body = cipher.encrypt(f"outbox:{event_id}", body)
