@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ MAX_ROUNDS_PER_SYNC = 10_000  # a safety stop; a cold sync of 10^5 members needs
 PUSH_POLL_S = 0.2
 LONG_POLL_MS = 10_000
 STATUS_EVERY_S = 5.0
-MAX_CHANGES = 5000  # per stream and pull: big batches amortise the per-call and per-commit cost
+MAX_CHANGES = 2000  # per stream and pull: big batches amortise the per-call and per-commit cost
+MIN_CHANGES = 50  # halved down to this when an answer would exceed the message size limit
 
 
 @dataclass
@@ -99,33 +101,53 @@ class SyncDaemon:
                                  pushed={"accepted": 0, "duplicate": 0, "rejected": 0, "compensations": 0})
         self._lock = threading.Lock()
         self._last_publish = 0.0
+        self._max_changes = MAX_CHANGES
 
     # -- one round of each ----------------------------------------------------------------------
 
     def pull_once(self, wait_ms: int = 0) -> dict[str, int]:
-        """Pull until no stream has more (the first call may be a long poll); rows applied per stream."""
+        """Pull until no stream has more (the first call may be a long poll); rows applied per stream.
+
+        While one answer is applied, the next is already being fetched with the cursors that answer
+        will leave (a cold sync keeps the cloud and the device busy at once). The cursor in the
+        replica still moves only with its batch, so a failed apply just discards the prefetch.
+        """
         applied = {name: 0 for name in STREAM_NAMES.values()}
-        for _ in range(MAX_ROUNDS_PER_SYNC):
-            cursors = self.replica.cursors()
-            request = sync_pb2.PullRequest(
-                device_id=self.device_id, site_id=self.site_id, store_id=self.store_id,
-                cursors=[sync_pb2.Cursor(stream=s, seq=seq) for s, seq in cursors.items()],
-                max_changes=MAX_CHANGES, wait_ms=wait_ms,
-            )
-            response = self.client.pull(request, timeout=PULL_DEADLINE_S + wait_ms / 1000)
-            wait_ms = 0
-            more = False
-            for batch in response.batches:
-                applied[STREAM_NAMES.get(batch.stream, "?")] = (
-                    applied.get(STREAM_NAMES.get(batch.stream, "?"), 0) + self.replica.apply_batch(batch))
-                more = more or batch.has_more
-            self._ok(caught_up=not more)
-            if not more:
-                break
+        cursors = self.replica.cursors()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch") as pool:
+            pending = pool.submit(self._fetch, cursors, wait_ms)
+            for _ in range(MAX_ROUNDS_PER_SYNC):
+                response = pending.result()
+                more = any(b.has_more for b in response.batches)
+                if more:
+                    nxt = dict(cursors)
+                    nxt.update({b.stream: b.next_seq for b in response.batches})
+                    pending = pool.submit(self._fetch, nxt, 0)
+                    cursors = nxt
+                for batch in response.batches:
+                    name = STREAM_NAMES.get(batch.stream, "?")
+                    applied[name] = applied.get(name, 0) + self.replica.apply_batch(batch)
+                self._ok(caught_up=not more)
+                if not more:
+                    break
         with self._lock:
             for k, v in applied.items():
                 self.status.applied[k] = self.status.applied.get(k, 0) + v
         return applied
+
+    def _fetch(self, cursors: dict[int, int], wait_ms: int) -> sync_pb2.PullResponse:
+        while True:
+            request = sync_pb2.PullRequest(
+                device_id=self.device_id, site_id=self.site_id, store_id=self.store_id,
+                cursors=[sync_pb2.Cursor(stream=s, seq=seq) for s, seq in cursors.items()],
+                max_changes=self._max_changes, wait_ms=wait_ms,
+            )
+            try:
+                return self.client.pull(request, timeout=PULL_DEADLINE_S + wait_ms / 1000)
+            except CloudUnavailableError as err:
+                if "larger than max" not in str(err) or self._max_changes <= MIN_CHANGES:
+                    raise
+                self._max_changes = max(MIN_CHANGES, self._max_changes // 2)  # big rows: smaller pages
 
     def push_once(self) -> dict[str, int]:
         """Drain the outbox until it is empty; counts per outcome."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,4 +20,12 @@ def test_crash_harness_20_iterations_loses_nothing():
     result = json.loads(done.stdout)
     assert result["iterations"] == 20
     assert result["detail"]["events"] > 0 and result["detail"]["kills"]["daemon"] > 0
+    assert (result["lost"], result["duplicates"], result["replica_matches"]) == (0, 0, True), result
+
+
+@pytest.mark.slow
+def test_crash_harness_200_iterations_loses_nothing():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "crash_sync.py"), "--iterations", "200", "--json"],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    result = json.loads(done.stdout)
     assert (result["lost"], result["duplicates"], result["replica_matches"]) == (0, 0, True), result
