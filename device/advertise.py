@@ -8,10 +8,38 @@ leaves the machine); the default is every interface, as a device on a mall LAN n
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
 from api.discovery import SERVICE_TYPE, TXT_ID, TXT_PROFILE, TXT_SITE, TXT_VERSION
 from device.errors import DeviceError
+
+T = TypeVar("T")
+
+
+def _outside_asyncio(fn: Callable[[], T]) -> T:
+    """Run `fn` on a short-lived thread that has no asyncio loop.
+
+    python-zeroconf's blocking API attaches to the *calling thread's* running event loop when
+    there is one (and then waits on it, blocking it: EventLoopBlocked). The caller may be a thread
+    with a loop (an asyncio admin API; Playwright's sync API in tests), so we never call it there.
+    """
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # handed to the caller's thread below
+            box["error"] = err
+
+    t = threading.Thread(target=run, name="joyedge-advertise", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
 
 
 class Advertiser:
@@ -38,6 +66,9 @@ class Advertiser:
 
     def start(self) -> Advertiser:
         """Open the mDNS sockets and register (probing for a name conflict first, as RFC 6762 §8 asks)."""
+        return _outside_asyncio(self._start)
+
+    def _start(self) -> Advertiser:
         try:
             from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException, ServiceInfo, Zeroconf
         except ImportError as err:
@@ -74,11 +105,15 @@ class Advertiser:
         zc, info, self._zc, self._info = self._zc, self._info, None, None
         if zc is None:
             return
-        try:
-            if info is not None:
-                zc.unregister_service(info)
-        finally:
-            zc.close()
+
+        def withdraw() -> None:
+            try:
+                if info is not None:
+                    zc.unregister_service(info)
+            finally:
+                zc.close()
+
+        _outside_asyncio(withdraw)
 
     def __enter__(self) -> Advertiser:
         return self.start()
