@@ -83,7 +83,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_discover(args: argparse.Namespace) -> int:
     from provisioning.discover import as_dicts, discover
 
-    devices = discover(args.timeout, count=args.count, interfaces=args.interface or None)
+    devices = discover(args.timeout, count=args.count, interfaces=args.interface or None, site=args.site)
     if args.json:
         _print_json(as_dicts(devices))
     elif not devices:
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("discover", help="list JoyEdge devices on this LAN (mDNS _joyedge._tcp)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to listen (default 3)")
     p.add_argument("--count", type=int, help="stop as soon as N devices are seen; exit 6 if fewer")
+    p.add_argument("--site", help="only devices of this site (mall)")
     p.add_argument("--interface", action="append", metavar="IP",
                    help="listen only on the interface with this address (repeatable)")
     p.add_argument("--json", action="store_true", help="print the devices as a JSON list")

@@ -33,8 +33,9 @@ def _txt(props: dict, key: str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
 
 
-def discover(timeout: float, *, count: int | None = None, interfaces: list[str] | None = None) -> list[Device]:
-    """Devices seen within `timeout` seconds (returns early once `count` are resolved)."""
+def discover(timeout: float, *, count: int | None = None, interfaces: list[str] | None = None,
+             site: str | None = None) -> list[Device]:
+    """Devices (of `site`, when given) seen within `timeout` seconds; returns early once `count` are."""
     try:
         from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
     except ImportError as err:
@@ -55,6 +56,10 @@ def discover(timeout: float, *, count: int | None = None, interfaces: list[str] 
         raise BadInput(f"cannot open an mDNS socket ({err.strerror}): is another program holding port 5353 "
                        "exclusively, or is there no network interface?") from err
     found: dict[str, Device] = {}
+
+    def wanted() -> list[Device]:
+        return [d for d in found.values() if d.id and (site is None or d.site == site)]
+
     try:
         browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[on_change])
         deadline = time.monotonic() + timeout
@@ -64,7 +69,7 @@ def discover(timeout: float, *, count: int | None = None, interfaces: list[str] 
                     pending = [n for n in names if n not in found]
                     if not pending:
                         remaining = deadline - time.monotonic()
-                        if remaining <= 0 or (count is not None and len(found) >= count):
+                        if remaining <= 0 or (count is not None and len(wanted()) >= count):
                             break
                         seen.wait(remaining)
                         continue
@@ -80,13 +85,13 @@ def discover(timeout: float, *, count: int | None = None, interfaces: list[str] 
                         site=_txt(props, TXT_SITE), host=(info.server or "").rstrip("."),
                         addresses=[socket.inet_ntoa(a) for a in info.addresses if len(a) == 4],
                         port=info.port or 0, name=name)
-                if count is not None and sum(1 for d in found.values() if d.id) >= count:
+                if count is not None and len(wanted()) >= count:
                     break
         finally:
             browser.cancel()
     finally:
         zc.close()
-    return sorted((d for d in found.values() if d.id), key=lambda d: (d.site, d.id))
+    return sorted(wanted(), key=lambda d: (d.site, d.id))
 
 
 def as_dicts(devices: list[Device]) -> list[dict]:
