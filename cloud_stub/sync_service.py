@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -34,6 +35,11 @@ MAX_WAIT_MS = 30_000
 WAIT_POLL_S = 0.05
 #: A held Pull answers this long before the caller's deadline, so the answer is not lost to it.
 WAIT_DEADLINE_MARGIN_S = 0.5
+
+#: Rows per snapshot page when the request leaves `page_rows` at 0, and the cap on what it asks for
+#: (template pages are smaller still, see `SqliteStorage.snapshot`, to stay under the message limit).
+SNAPSHOT_PAGE_ROWS = 5000
+SNAPSHOT_PAGE_ROWS_CAP = 20_000
 
 SERVICE_NAME = sync_pb2.DESCRIPTOR.services_by_name["Sync"].full_name
 
@@ -74,6 +80,28 @@ def _coupon(row: dict[str, Any]) -> crm_pb2.Coupon:
     )
 
 
+def _page(stream: int, head: int, names: tuple[str, ...], columns: list[tuple[Any, ...]],
+          count: int) -> sync_pb2.SnapshotPage:
+    """A columnar page: each column goes into the one list of its type (extend: no per-row message)."""
+    page = sync_pb2.SnapshotPage(stream=stream, snapshot_seq=head, column_names=names, rows=count)
+    for name, values in zip(names, columns, strict=True):
+        col = page.columns.add()
+        if count:
+            kind = "text" if (stream, name) in _TEXT_IN_STREAM else _COLUMN_KIND.get(name, "text")
+            getattr(col, kind).extend(values)
+    return page
+
+
+#: Column → the `Column` list it travels in (the rest are text).
+_COLUMN_KIND = {
+    "points": "int", "tier_keep_points": "int", "updated_at_ms": "int", "computed_at_ms": "int",
+    "valid_until_ms": "int", "created_at_ms": "int", "kind": "int", "value_cents": "int",
+    "threshold_cents": "int", "valid_from_ms": "int", "status": "int",
+    "score": "real", "weight": "real", "vector": "blob",
+}
+# The tags stream has a text column named "kind" too: a coupon's kind is an int, a tag's a text.
+_TEXT_IN_STREAM = {(sync_pb2.STREAM_TAGS, "kind")}
+
 # Stream → (Change oneof field, row converter).
 _PAYLOADS = {
     sync_pb2.STREAM_MEMBERS: ("member", _member),
@@ -104,6 +132,35 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
             lambda req, _ctx: apply_push(self._storage, device_id=req.device_id, site_id=req.site_id,
                                          events=req.events, device_time_ms=req.device_time_ms),
             request, context)
+
+    def Snapshot(self, request: sync_pb2.SnapshotRequest,
+                 context: grpc.ServicerContext) -> Iterator[sync_pb2.SnapshotPage]:
+        """The site's data as columnar pages read in one transaction; the last page has `done`."""
+        auth.require_device(context, site_id=request.site_id or None)
+        if not request.site_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "site_id is required: a device takes a snapshot of its own site only")
+        if request.page_rows < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_rows must be >= 0, got {request.page_rows}")
+        snapshot = getattr(self._storage, "snapshot", None)
+        if snapshot is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this storage serves no snapshots; use Pull")
+        rows = min(request.page_rows or SNAPSHOT_PAGE_ROWS, SNAPSHOT_PAGE_ROWS_CAP)
+        pending: sync_pb2.SnapshotPage | None = None
+        try:
+            for stream, head, names, columns, count in snapshot(request.site_id, rows):
+                # One page behind: the last page is only known when the scan ends, and carries `done`.
+                if pending is not None:
+                    yield pending
+                pending = _page(stream, head, names, columns, count)
+        except StorageBusyError as err:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+        except CloudError as err:
+            log.exception("Snapshot failed for site %r", request.site_id)
+            context.abort(grpc.StatusCode.INTERNAL, f"cloud storage error: {err}")
+        assert pending is not None  # every stream yields at least one page
+        pending.done = True
+        yield pending
 
     def _translate(self, fn: Any, request: Any, context: grpc.ServicerContext) -> Any:
         """Translate our errors to gRPC status codes — the one boundary of this service."""
@@ -148,6 +205,12 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         # commit in seq order, so a stream with nothing more up to `head` may jump its cursor there,
         # and a cursor already at `head` needs no query at all (the empty delta most pulls are).
         head = self._storage.head_seq()
+        if any(c.seq > head for c in request.cursors):
+            # Cursors from a future this cloud never reached (restored from a backup, or another cloud):
+            # deltas after them would miss rows, so the device must start over from a snapshot.
+            response.snapshot_required = True
+            response.server_time_ms = now_ms()
+            return response
         if request.wait_ms and request.cursors and all(c.seq >= head for c in request.cursors):
             head = self._wait_for_change(head, request.wait_ms, context)
         for cursor in request.cursors:

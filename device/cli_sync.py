@@ -9,14 +9,18 @@ from typing import Any
 from device.cli_common import add_config_args, load_from_args, stop_on_signals
 
 
-def _client(cfg: Any):
+def _client(cfg: Any) -> tuple[Any, Any]:
+    """(SyncClient, the DeviceIdentity it presents or None on an insecure loopback client)."""
     from sync.client import SyncClient
 
     if cfg.sync.insecure:
-        return SyncClient(cfg.sync.cloud, insecure=True)
+        return SyncClient(cfg.sync.cloud, insecure=True), None
     from sync.identity import DeviceIdentity
 
-    return SyncClient(cfg.sync.cloud, credentials=DeviceIdentity.load(cfg.identity_dir).channel_credentials())
+    ident = DeviceIdentity.load(cfg.identity_dir)
+    # channel_options carries the TLS name override when the cloud's certificate names another host.
+    client = SyncClient(cfg.sync.cloud, credentials=ident.channel_credentials(), options=ident.channel_options())
+    return client, ident
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -41,10 +45,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         finally:
             replica.close()
         return 0
-    client = _client(cfg)
+    client, ident = _client(cfg)
+    # With an identity the daemon rotates the certificate before it expires and rebuilds its client.
     daemon = SyncDaemon(replica, client, device_id=cfg.device.id, site_id=cfg.device.site_id,
                         store_id=cfg.device.store_id, interval_s=cfg.sync.interval_s,
-                        metrics_path=cfg.device.data_dir / "sync.prom")
+                        metrics_path=cfg.device.data_dir / "sync.prom", identity=ident)
     try:
         if args.once:
             applied = daemon.sync_once()
@@ -61,7 +66,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(f"joyedge sync: daemon for {cfg.device.id} → {cfg.sync.cloud}", flush=True)
             daemon.run(stop_on_signals())
     finally:
-        client.close()
+        daemon.close()  # the current client (a rotation may have replaced `client`) and retired ones
         replica.close()
     return 0
 

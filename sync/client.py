@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -22,6 +22,7 @@ from sync.errors import CloudUnavailableError, SyncError
 
 PULL_DEADLINE_S = 20.0
 PUSH_DEADLINE_S = 15.0
+SNAPSHOT_DEADLINE_S = 900.0  # a whole site: 1.3 M rows take ~20 s here, minutes on a small board
 RETRY_ATTEMPTS = 3
 RETRY_INITIAL_S = 0.2
 RETRY_MAX_S = 2.0
@@ -82,6 +83,26 @@ class SyncClient:
         """One Push with a deadline."""
         return self._call("Push", self._stub.Push, request, timeout)
 
+    def snapshot(self, request: sync_pb2.SnapshotRequest, *,
+                 timeout: float = SNAPSHOT_DEADLINE_S) -> Iterator[sync_pb2.SnapshotPage]:
+        """The pages of one Snapshot stream. Not retried here: a stream cut midway is taken again whole
+        (the daemon's backoff), since its pages belong to one read transaction of the cloud."""
+        try:
+            yield from self._stub.Snapshot(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise self._translate("Snapshot", err) from err
+
+    def _translate(self, name: str, err: grpc.RpcError) -> SyncError:
+        code = err.code() if hasattr(err, "code") else None
+        detail = err.details() if hasattr(err, "details") else str(err)
+        if code in _RETRYABLE:
+            return CloudUnavailableError(f"cloud {self.target} unavailable for {name} ({code.name}): {detail}")
+        cname = code.name if code is not None else "UNKNOWN"
+        if code == grpc.StatusCode.INTERNAL and "deserializ" in (detail or "").lower():
+            return SyncError(f"cloud {self.target} answered {name} with a message that is not a "
+                             f"{name}Response (garbage or a wrong server): {detail}")
+        return SyncError(f"cloud {self.target} refused {name} ({cname}): {detail}")
+
     def _call(self, name: str, method: Callable[..., R], request: Any, timeout: float) -> R:
         delay = backoff_delays(RETRY_INITIAL_S, RETRY_MAX_S)
         for attempt in range(RETRY_ATTEMPTS):
@@ -89,18 +110,10 @@ class SyncClient:
                 return method(request, timeout=timeout)
             except grpc.RpcError as err:
                 code = err.code() if hasattr(err, "code") else None
-                detail = err.details() if hasattr(err, "details") else str(err)
-                if code in _RETRYABLE:
-                    if attempt + 1 < RETRY_ATTEMPTS:
-                        time.sleep(delay())
-                        continue
-                    raise CloudUnavailableError(
-                        f"cloud {self.target} unavailable for {name} ({code.name}): {detail}") from err
-                cname = code.name if code is not None else "UNKNOWN"
-                if code == grpc.StatusCode.INTERNAL and "deserializ" in (detail or "").lower():
-                    raise SyncError(f"cloud {self.target} answered {name} with a message that is not a "
-                                    f"{name}Response (garbage or a wrong server): {detail}") from err
-                raise SyncError(f"cloud {self.target} refused {name} ({cname}): {detail}") from err
+                if code in _RETRYABLE and attempt + 1 < RETRY_ATTEMPTS:
+                    time.sleep(delay())
+                    continue
+                raise self._translate(name, err) from err
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:

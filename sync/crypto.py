@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -90,6 +91,16 @@ class TemplateCipher:
         """nonce || ciphertext+tag for one template row."""
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._cipher().encrypt(nonce, plaintext, row_id.encode())
+
+    def encrypt_many(self, row_ids: Sequence[str], plaintexts: Sequence[bytes]) -> list[bytes]:
+        """`encrypt` of each (row id, plaintext) pair (a bulk load: one key lookup, one nonce read)."""
+        aead = self._cipher()
+        nonces = os.urandom(NONCE_BYTES * len(row_ids))
+        out = []
+        for i, (row_id, plaintext) in enumerate(zip(row_ids, plaintexts, strict=True)):
+            nonce = nonces[i * NONCE_BYTES:(i + 1) * NONCE_BYTES]
+            out.append(nonce + aead.encrypt(nonce, plaintext, row_id.encode()))
+        return out
 
     def decrypt(self, row_id: str, blob: bytes) -> bytes:
         """The plaintext vector bytes; KeyError_ if the row was not sealed under this data key."""

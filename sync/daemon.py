@@ -26,8 +26,10 @@ from typing import Any
 from api.v1 import sync_pb2
 from sync.client import PULL_DEADLINE_S, SyncClient, backoff_delays
 from sync.errors import CloudUnavailableError, SyncError
+from sync.identity import DeviceIdentity
 from sync.outbox import Outbox, write_status
 from sync.replica import STREAM_NAMES, Replica
+from sync.snapshot import apply_snapshot
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,7 +39,9 @@ MAX_ROUNDS_PER_SYNC = 10_000  # a safety stop; a cold sync of 10^5 members needs
 PUSH_POLL_S = 0.2
 LONG_POLL_MS = 10_000
 STATUS_EVERY_S = 5.0
+ROTATE_RETRY_S = 600.0  # after a failed certificate rotation (the old certificate is still valid)
 MAX_CHANGES = 2000  # per stream and pull: big batches amortise the per-call and per-commit cost
+SNAPSHOT_PAGE_ROWS = 5000  # rows per snapshot page (the cloud caps it; template pages are smaller)
 MIN_CHANGES = 50  # halved down to this when an answer would exceed the message size limit
 
 
@@ -89,9 +93,14 @@ class SyncDaemon:
 
     def __init__(self, replica: Replica, client: SyncClient, *, device_id: str, site_id: str,
                  store_id: str, interval_s: float = 5.0, clock: Callable[[], float] = time.time,
-                 metrics_path: Path | None = None) -> None:
+                 metrics_path: Path | None = None, identity: DeviceIdentity | None = None) -> None:
         self.replica = replica
         self.client = client
+        # The mTLS identity the client presents (None on an insecure loopback client): rotated before
+        # it expires, checked on every pull round; the client is then rebuilt with the new certificate.
+        self.identity = identity
+        self._retired: list[SyncClient] = []
+        self._rotate_after = 0.0
         self.device_id, self.site_id, self.store_id = device_id, site_id, store_id
         self.interval_s = interval_s
         self.clock = clock
@@ -113,11 +122,46 @@ class SyncDaemon:
         replica still moves only with its batch, so a failed apply just discards the prefetch.
         """
         applied = {name: 0 for name in STREAM_NAMES.values()}
+        if not self.replica.has_cursors():
+            self._add(applied, self.snapshot_once())  # a cold device: bulk path, then deltas
+            wait_ms = 0
+        for _ in range(2):
+            if not self._pull_pages(wait_ms, applied):
+                break
+            # The cloud cannot serve our cursors as deltas: start over from a snapshot, once.
+            _LOG.warning("sync: the cloud asked for a snapshot (our cursors are beyond its head)")
+            self._add(applied, self.snapshot_once())
+            wait_ms = 0
+        else:
+            raise SyncError("the cloud asked for a snapshot again right after one; giving up this round")
+        with self._lock:
+            for k, v in applied.items():
+                self.status.applied[k] = self.status.applied.get(k, 0) + v
+        return applied
+
+    @staticmethod
+    def _add(total: dict[str, int], more: dict[str, int]) -> None:
+        for k, v in more.items():
+            total[k] = total.get(k, 0) + v
+
+    def snapshot_once(self) -> dict[str, int]:
+        """Replace the replica by a snapshot of the site (`sync.snapshot`); rows applied per stream."""
+        request = sync_pb2.SnapshotRequest(device_id=self.device_id, site_id=self.site_id, store_id=self.store_id,
+                                           page_rows=SNAPSHOT_PAGE_ROWS)
+        seq, counts = apply_snapshot(self.replica, self.client.snapshot(request))
+        _LOG.info("sync: snapshot at seq %d applied (%s)", seq, ", ".join(f"{k}={v}" for k, v in counts.items()))
+        self._ok(caught_up=None)
+        return counts
+
+    def _pull_pages(self, wait_ms: int, applied: dict[str, int]) -> bool:
+        """Pull pages into `applied` until no stream has more; True when the cloud wants a snapshot."""
         cursors = self.replica.cursors()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch") as pool:
             pending = pool.submit(self._fetch, cursors, wait_ms)
             for _ in range(MAX_ROUNDS_PER_SYNC):
                 response = pending.result()
+                if response.snapshot_required:
+                    return True
                 more = any(b.has_more for b in response.batches)
                 if more:
                     nxt = dict(cursors)
@@ -130,10 +174,7 @@ class SyncDaemon:
                 self._ok(caught_up=not more)
                 if not more:
                     break
-        with self._lock:
-            for k, v in applied.items():
-                self.status.applied[k] = self.status.applied.get(k, 0) + v
-        return applied
+        return False
 
     def _fetch(self, cursors: dict[int, int], wait_ms: int) -> sync_pb2.PullResponse:
         while True:
@@ -178,6 +219,7 @@ class SyncDaemon:
     def sync_once(self) -> dict[str, int]:
         """Push everything pending, then pull until caught up; returns rows applied per stream."""
         try:
+            self.maybe_rotate()
             self.push_once()
             applied = self.pull_once()
         except CloudUnavailableError as err:
@@ -203,7 +245,38 @@ class SyncDaemon:
             pusher.join()
             self.publish(force=True)
 
+    def maybe_rotate(self) -> bool:
+        """Rotate the certificate when `needs_rotation()` and rebuild the client; True when it rotated.
+
+        A failed rotation is logged and tried again after `ROTATE_RETRY_S`; it never stops syncing
+        while the old certificate is still valid (it stays valid until it expires).
+        """
+        ident = self.identity
+        if ident is None or self.clock() < self._rotate_after or not ident.needs_rotation():
+            return False
+        try:
+            new = ident.rotate()
+        except SyncError as err:
+            self._rotate_after = self.clock() + ROTATE_RETRY_S
+            _LOG.warning("sync: certificate %x (ends %s) could not rotate: %s; retrying in %.0f s",
+                         ident.serial, ident.not_after, err, ROTATE_RETRY_S)
+            return False
+        old = self.client
+        self.client = SyncClient(old.target, credentials=new.channel_credentials(), options=new.channel_options())
+        self.identity = new
+        # Calls in flight on the old channel finish (the old certificate stays valid); closed at the end.
+        self._retired.append(old)
+        _LOG.info("sync: certificate rotated: %x → %x, valid until %s", ident.serial, new.serial, new.not_after)
+        return True
+
+    def close(self) -> None:
+        """Close the current client and every client a rotation retired."""
+        for client in (*self._retired, self.client):
+            client.close()
+        self._retired = []
+
     def _pull_step(self) -> float:
+        self.maybe_rotate()
         applied = self.pull_once(wait_ms=LONG_POLL_MS if self.status.caught_up_at else 0)
         if any(applied.values()):
             _LOG.info("sync: applied %s", ", ".join(f"{k}={v}" for k, v in applied.items() if v))

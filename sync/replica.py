@@ -190,6 +190,11 @@ class Replica:
             rows = dict(self._conn.execute("SELECT stream, seq FROM cursors").fetchall())
         return {stream: int(rows.get(name, 0)) for stream, name in STREAM_NAMES.items()}
 
+    def has_cursors(self) -> bool:
+        """False on a replica that never synced (it needs a snapshot, not Pull from 0)."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM cursors LIMIT 1").fetchone() is not None
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE) on the replica; sqlite errors become ReplicaError."""

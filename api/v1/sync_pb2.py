@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from api.v1 import crm_pb2 as api_dot_v1_dot_crm__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61pi/v1/sync.proto\x12\x0ejoyedge.api.v1\x1a\x10\x61pi/v1/crm.proto\"=\n\x06\x43ursor\x12&\n\x06stream\x18\x01 \x01(\x0e\x32\x16.joyedge.api.v1.Stream\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"\x92\x01\n\x0bPullRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\'\n\x07\x63ursors\x18\x04 \x03(\x0b\x32\x16.joyedge.api.v1.Cursor\x12\x13\n\x0bmax_changes\x18\x05 \x01(\x05\x12\x0f\n\x07wait_ms\x18\x06 \x01(\x05\"\xe8\x01\n\x06\x43hange\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x03 \x01(\x08\x12(\n\x06member\x18\n \x01(\x0b\x32\x16.joyedge.api.v1.MemberH\x00\x12\"\n\x03tag\x18\x0b \x01(\x0b\x32\x13.joyedge.api.v1.TagH\x00\x12\x30\n\x08template\x18\x0c \x01(\x0b\x32\x1c.joyedge.api.v1.FaceTemplateH\x00\x12(\n\x06\x63oupon\x18\r \x01(\x0b\x32\x16.joyedge.api.v1.CouponH\x00\x42\t\n\x07payload\"\x82\x01\n\x0bStreamBatch\x12&\n\x06stream\x18\x01 \x01(\x0e\x32\x16.joyedge.api.v1.Stream\x12\'\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x16.joyedge.api.v1.Change\x12\x10\n\x08next_seq\x18\x03 \x01(\x03\x12\x10\n\x08has_more\x18\x04 \x01(\x08\"T\n\x0cPullResponse\x12,\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1b.joyedge.api.v1.StreamBatch\x12\x16\n\x0eserver_time_ms\x18\x02 \x01(\x03\"@\n\nVisitEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"n\n\x0cPaymentEvent\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x04 \x01(\x03\x12\x0f\n\x07offline\x18\x05 \x01(\x08\"?\n\x0bPointsEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x82\x01\n\x15\x43ouponRedemptionEvent\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x11\n\tcoupon_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12\x10\n\x08store_id\x18\x04 \x01(\t\x12\x1a\n\x12order_amount_cents\x18\x05 \x01(\x03\"\x8a\x01\n\x0f\x45nrollmentEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsent_text_version\x18\x03 \x01(\t\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06vector\x18\x06 \x01(\x0c\"b\n\x12\x43onsentChangeEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x0f\n\x07granted\x18\x02 \x01(\x08\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12\x14\n\x0ctext_version\x18\x04 \x01(\t\"C\n\nNotMeEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\xc7\x01\n\x15TrafficAggregateEvent\x12\x10\n\x08store_id\x18\x01 \x01(\t\x12\x17\n\x0fwindow_start_ms\x18\x02 \x01(\x03\x12\x11\n\twindow_ms\x18\x03 \x01(\x03\x12\x41\n\x06\x63ounts\x18\x04 \x03(\x0b\x32\x31.joyedge.api.v1.TrafficAggregateEvent.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x86\x04\n\x0b\x44\x65viceEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x12\n\nstream_seq\x18\x03 \x01(\x03\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12+\n\x05visit\x18\n \x01(\x0b\x32\x1a.joyedge.api.v1.VisitEventH\x00\x12/\n\x07payment\x18\x0b \x01(\x0b\x32\x1c.joyedge.api.v1.PaymentEventH\x00\x12-\n\x06points\x18\x0c \x01(\x0b\x32\x1b.joyedge.api.v1.PointsEventH\x00\x12;\n\nredemption\x18\r \x01(\x0b\x32%.joyedge.api.v1.CouponRedemptionEventH\x00\x12\x35\n\nenrollment\x18\x0e \x01(\x0b\x32\x1f.joyedge.api.v1.EnrollmentEventH\x00\x12\x35\n\x07\x63onsent\x18\x0f \x01(\x0b\x32\".joyedge.api.v1.ConsentChangeEventH\x00\x12,\n\x06not_me\x18\x10 \x01(\x0b\x32\x1a.joyedge.api.v1.NotMeEventH\x00\x12\x38\n\x07traffic\x18\x11 \x01(\x0b\x32%.joyedge.api.v1.TrafficAggregateEventH\x00\x42\t\n\x07payload\"\x88\x01\n\x0bPushRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12+\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x1b.joyedge.api.v1.DeviceEvent\x12\x16\n\x0e\x64\x65vice_time_ms\x18\x05 \x01(\x03\"W\n\x08\x45ventAck\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.joyedge.api.v1.AckStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xb1\x01\n\x0c\x43ompensation\x12\x17\n\x0f\x63ompensation_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61use_event_id\x18\x03 \x01(\t\x12\x11\n\tmember_id\x18\x04 \x01(\t\x12\x11\n\tcoupon_id\x18\x05 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x06 \x01(\x03\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\"\x9a\x01\n\x0cPushResponse\x12&\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x18.joyedge.api.v1.EventAck\x12\x33\n\rcompensations\x18\x02 \x03(\x0b\x32\x1c.joyedge.api.v1.Compensation\x12\x16\n\x0eserver_time_ms\x18\x03 \x01(\x03\x12\x15\n\rclock_skew_ms\x18\x04 \x01(\x03*o\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTREAM_MEMBERS\x10\x01\x12\x0f\n\x0bSTREAM_TAGS\x10\x02\x12\x14\n\x10STREAM_TEMPLATES\x10\x03\x12\x12\n\x0eSTREAM_COUPONS\x10\x04*s\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43K_STATUS_ACCEPTED\x10\x01\x12\x18\n\x14\x41\x43K_STATUS_DUPLICATE\x10\x02\x12\x17\n\x13\x41\x43K_STATUS_REJECTED\x10\x03\x32\x8c\x01\n\x04Sync\x12\x41\n\x04Pull\x12\x1b.joyedge.api.v1.PullRequest\x1a\x1c.joyedge.api.v1.PullResponse\x12\x41\n\x04Push\x12\x1b.joyedge.api.v1.PushRequest\x1a\x1c.joyedge.api.v1.PushResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x61pi/v1/sync.proto\x12\x0ejoyedge.api.v1\x1a\x10\x61pi/v1/crm.proto\"=\n\x06\x43ursor\x12&\n\x06stream\x18\x01 \x01(\x0e\x32\x16.joyedge.api.v1.Stream\x12\x0b\n\x03seq\x18\x02 \x01(\x03\"\x92\x01\n\x0bPullRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\'\n\x07\x63ursors\x18\x04 \x03(\x0b\x32\x16.joyedge.api.v1.Cursor\x12\x13\n\x0bmax_changes\x18\x05 \x01(\x05\x12\x0f\n\x07wait_ms\x18\x06 \x01(\x05\"\xe8\x01\n\x06\x43hange\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x03 \x01(\x08\x12(\n\x06member\x18\n \x01(\x0b\x32\x16.joyedge.api.v1.MemberH\x00\x12\"\n\x03tag\x18\x0b \x01(\x0b\x32\x13.joyedge.api.v1.TagH\x00\x12\x30\n\x08template\x18\x0c \x01(\x0b\x32\x1c.joyedge.api.v1.FaceTemplateH\x00\x12(\n\x06\x63oupon\x18\r \x01(\x0b\x32\x16.joyedge.api.v1.CouponH\x00\x42\t\n\x07payload\"\x82\x01\n\x0bStreamBatch\x12&\n\x06stream\x18\x01 \x01(\x0e\x32\x16.joyedge.api.v1.Stream\x12\'\n\x07\x63hanges\x18\x02 \x03(\x0b\x32\x16.joyedge.api.v1.Change\x12\x10\n\x08next_seq\x18\x03 \x01(\x03\x12\x10\n\x08has_more\x18\x04 \x01(\x08\"o\n\x0cPullResponse\x12,\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1b.joyedge.api.v1.StreamBatch\x12\x16\n\x0eserver_time_ms\x18\x02 \x01(\x03\x12\x19\n\x11snapshot_required\x18\x03 \x01(\x08\"Z\n\x0fSnapshotRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\x11\n\tpage_rows\x18\x04 \x01(\x05\"?\n\x06\x43olumn\x12\x0c\n\x04text\x18\x01 \x03(\t\x12\x0b\n\x03int\x18\x02 \x03(\x12\x12\x0c\n\x04real\x18\x03 \x03(\x01\x12\x0c\n\x04\x62lob\x18\x04 \x03(\x0c\"\xa7\x01\n\x0cSnapshotPage\x12&\n\x06stream\x18\x01 \x01(\x0e\x32\x16.joyedge.api.v1.Stream\x12\x14\n\x0csnapshot_seq\x18\x02 \x01(\x03\x12\x14\n\x0c\x63olumn_names\x18\x03 \x03(\t\x12\'\n\x07\x63olumns\x18\x04 \x03(\x0b\x32\x16.joyedge.api.v1.Column\x12\x0c\n\x04rows\x18\x05 \x01(\x05\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\"@\n\nVisitEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"n\n\x0cPaymentEvent\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x04 \x01(\x03\x12\x0f\n\x07offline\x18\x05 \x01(\x08\"?\n\x0bPointsEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x82\x01\n\x15\x43ouponRedemptionEvent\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x11\n\tcoupon_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12\x10\n\x08store_id\x18\x04 \x01(\t\x12\x1a\n\x12order_amount_cents\x18\x05 \x01(\x03\"\x8a\x01\n\x0f\x45nrollmentEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsent_text_version\x18\x03 \x01(\t\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06vector\x18\x06 \x01(\x0c\"b\n\x12\x43onsentChangeEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x0f\n\x07granted\x18\x02 \x01(\x08\x12\x12\n\nconsent_id\x18\x03 \x01(\t\x12\x14\n\x0ctext_version\x18\x04 \x01(\t\"C\n\nNotMeEvent\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\xc7\x01\n\x15TrafficAggregateEvent\x12\x10\n\x08store_id\x18\x01 \x01(\t\x12\x17\n\x0fwindow_start_ms\x18\x02 \x01(\x03\x12\x11\n\twindow_ms\x18\x03 \x01(\x03\x12\x41\n\x06\x63ounts\x18\x04 \x03(\x0b\x32\x31.joyedge.api.v1.TrafficAggregateEvent.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"h\n\x10\x41\x64minActionEvent\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x63tor_serial\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\"\xb9\x04\n\x0b\x44\x65viceEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x12\n\nstream_seq\x18\x03 \x01(\x03\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12+\n\x05visit\x18\n \x01(\x0b\x32\x1a.joyedge.api.v1.VisitEventH\x00\x12/\n\x07payment\x18\x0b \x01(\x0b\x32\x1c.joyedge.api.v1.PaymentEventH\x00\x12-\n\x06points\x18\x0c \x01(\x0b\x32\x1b.joyedge.api.v1.PointsEventH\x00\x12;\n\nredemption\x18\r \x01(\x0b\x32%.joyedge.api.v1.CouponRedemptionEventH\x00\x12\x35\n\nenrollment\x18\x0e \x01(\x0b\x32\x1f.joyedge.api.v1.EnrollmentEventH\x00\x12\x35\n\x07\x63onsent\x18\x0f \x01(\x0b\x32\".joyedge.api.v1.ConsentChangeEventH\x00\x12,\n\x06not_me\x18\x10 \x01(\x0b\x32\x1a.joyedge.api.v1.NotMeEventH\x00\x12\x38\n\x07traffic\x18\x11 \x01(\x0b\x32%.joyedge.api.v1.TrafficAggregateEventH\x00\x12\x31\n\x05\x61\x64min\x18\x12 \x01(\x0b\x32 .joyedge.api.v1.AdminActionEventH\x00\x42\t\n\x07payload\"\x88\x01\n\x0bPushRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12+\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x1b.joyedge.api.v1.DeviceEvent\x12\x16\n\x0e\x64\x65vice_time_ms\x18\x05 \x01(\x03\"W\n\x08\x45ventAck\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.joyedge.api.v1.AckStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xb1\x01\n\x0c\x43ompensation\x12\x17\n\x0f\x63ompensation_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61use_event_id\x18\x03 \x01(\t\x12\x11\n\tmember_id\x18\x04 \x01(\t\x12\x11\n\tcoupon_id\x18\x05 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x06 \x01(\x03\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\"\x9a\x01\n\x0cPushResponse\x12&\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x18.joyedge.api.v1.EventAck\x12\x33\n\rcompensations\x18\x02 \x03(\x0b\x32\x1c.joyedge.api.v1.Compensation\x12\x16\n\x0eserver_time_ms\x18\x03 \x01(\x03\x12\x15\n\rclock_skew_ms\x18\x04 \x01(\x03*o\n\x06Stream\x12\x16\n\x12STREAM_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTREAM_MEMBERS\x10\x01\x12\x0f\n\x0bSTREAM_TAGS\x10\x02\x12\x14\n\x10STREAM_TEMPLATES\x10\x03\x12\x12\n\x0eSTREAM_COUPONS\x10\x04*s\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43K_STATUS_ACCEPTED\x10\x01\x12\x18\n\x14\x41\x43K_STATUS_DUPLICATE\x10\x02\x12\x17\n\x13\x41\x43K_STATUS_REJECTED\x10\x03\x32\xd9\x01\n\x04Sync\x12\x41\n\x04Pull\x12\x1b.joyedge.api.v1.PullRequest\x1a\x1c.joyedge.api.v1.PullResponse\x12\x41\n\x04Push\x12\x1b.joyedge.api.v1.PushRequest\x1a\x1c.joyedge.api.v1.PushResponse\x12K\n\x08Snapshot\x12\x1f.joyedge.api.v1.SnapshotRequest\x1a\x1c.joyedge.api.v1.SnapshotPage0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRAFFICAGGREGATEEVENT_COUNTSENTRY']._loaded_options = None
   _globals['_TRAFFICAGGREGATEEVENT_COUNTSENTRY']._serialized_options = b'8\001'
-  _globals['_STREAM']._serialized_start=2695
-  _globals['_STREAM']._serialized_end=2806
-  _globals['_ACKSTATUS']._serialized_start=2808
-  _globals['_ACKSTATUS']._serialized_end=2923
+  _globals['_STREAM']._serialized_start=3206
+  _globals['_STREAM']._serialized_end=3317
+  _globals['_ACKSTATUS']._serialized_start=3319
+  _globals['_ACKSTATUS']._serialized_end=3434
   _globals['_CURSOR']._serialized_start=55
   _globals['_CURSOR']._serialized_end=116
   _globals['_PULLREQUEST']._serialized_start=119
@@ -47,35 +47,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMBATCH']._serialized_start=503
   _globals['_STREAMBATCH']._serialized_end=633
   _globals['_PULLRESPONSE']._serialized_start=635
-  _globals['_PULLRESPONSE']._serialized_end=719
-  _globals['_VISITEVENT']._serialized_start=721
-  _globals['_VISITEVENT']._serialized_end=785
-  _globals['_PAYMENTEVENT']._serialized_start=787
-  _globals['_PAYMENTEVENT']._serialized_end=897
-  _globals['_POINTSEVENT']._serialized_start=899
-  _globals['_POINTSEVENT']._serialized_end=962
-  _globals['_COUPONREDEMPTIONEVENT']._serialized_start=965
-  _globals['_COUPONREDEMPTIONEVENT']._serialized_end=1095
-  _globals['_ENROLLMENTEVENT']._serialized_start=1098
-  _globals['_ENROLLMENTEVENT']._serialized_end=1236
-  _globals['_CONSENTCHANGEEVENT']._serialized_start=1238
-  _globals['_CONSENTCHANGEEVENT']._serialized_end=1336
-  _globals['_NOTMEEVENT']._serialized_start=1338
-  _globals['_NOTMEEVENT']._serialized_end=1405
-  _globals['_TRAFFICAGGREGATEEVENT']._serialized_start=1408
-  _globals['_TRAFFICAGGREGATEEVENT']._serialized_end=1607
-  _globals['_TRAFFICAGGREGATEEVENT_COUNTSENTRY']._serialized_start=1562
-  _globals['_TRAFFICAGGREGATEEVENT_COUNTSENTRY']._serialized_end=1607
-  _globals['_DEVICEEVENT']._serialized_start=1610
-  _globals['_DEVICEEVENT']._serialized_end=2128
-  _globals['_PUSHREQUEST']._serialized_start=2131
-  _globals['_PUSHREQUEST']._serialized_end=2267
-  _globals['_EVENTACK']._serialized_start=2269
-  _globals['_EVENTACK']._serialized_end=2356
-  _globals['_COMPENSATION']._serialized_start=2359
-  _globals['_COMPENSATION']._serialized_end=2536
-  _globals['_PUSHRESPONSE']._serialized_start=2539
-  _globals['_PUSHRESPONSE']._serialized_end=2693
-  _globals['_SYNC']._serialized_start=2926
-  _globals['_SYNC']._serialized_end=3066
+  _globals['_PULLRESPONSE']._serialized_end=746
+  _globals['_SNAPSHOTREQUEST']._serialized_start=748
+  _globals['_SNAPSHOTREQUEST']._serialized_end=838
+  _globals['_COLUMN']._serialized_start=840
+  _globals['_COLUMN']._serialized_end=903
+  _globals['_SNAPSHOTPAGE']._serialized_start=906
+  _globals['_SNAPSHOTPAGE']._serialized_end=1073
+  _globals['_VISITEVENT']._serialized_start=1075
+  _globals['_VISITEVENT']._serialized_end=1139
+  _globals['_PAYMENTEVENT']._serialized_start=1141
+  _globals['_PAYMENTEVENT']._serialized_end=1251
+  _globals['_POINTSEVENT']._serialized_start=1253
+  _globals['_POINTSEVENT']._serialized_end=1316
+  _globals['_COUPONREDEMPTIONEVENT']._serialized_start=1319
+  _globals['_COUPONREDEMPTIONEVENT']._serialized_end=1449
+  _globals['_ENROLLMENTEVENT']._serialized_start=1452
+  _globals['_ENROLLMENTEVENT']._serialized_end=1590
+  _globals['_CONSENTCHANGEEVENT']._serialized_start=1592
+  _globals['_CONSENTCHANGEEVENT']._serialized_end=1690
+  _globals['_NOTMEEVENT']._serialized_start=1692
+  _globals['_NOTMEEVENT']._serialized_end=1759
+  _globals['_TRAFFICAGGREGATEEVENT']._serialized_start=1762
+  _globals['_TRAFFICAGGREGATEEVENT']._serialized_end=1961
+  _globals['_TRAFFICAGGREGATEEVENT_COUNTSENTRY']._serialized_start=1916
+  _globals['_TRAFFICAGGREGATEEVENT_COUNTSENTRY']._serialized_end=1961
+  _globals['_ADMINACTIONEVENT']._serialized_start=1963
+  _globals['_ADMINACTIONEVENT']._serialized_end=2067
+  _globals['_DEVICEEVENT']._serialized_start=2070
+  _globals['_DEVICEEVENT']._serialized_end=2639
+  _globals['_PUSHREQUEST']._serialized_start=2642
+  _globals['_PUSHREQUEST']._serialized_end=2778
+  _globals['_EVENTACK']._serialized_start=2780
+  _globals['_EVENTACK']._serialized_end=2867
+  _globals['_COMPENSATION']._serialized_start=2870
+  _globals['_COMPENSATION']._serialized_end=3047
+  _globals['_PUSHRESPONSE']._serialized_start=3050
+  _globals['_PUSHRESPONSE']._serialized_end=3204
+  _globals['_SYNC']._serialized_start=3437
+  _globals['_SYNC']._serialized_end=3654
 # @@protoc_insertion_point(module_scope)

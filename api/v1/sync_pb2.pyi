@@ -87,12 +87,54 @@ class StreamBatch(_message.Message):
     def __init__(self, stream: _Optional[_Union[Stream, str]] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., next_seq: _Optional[int] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class PullResponse(_message.Message):
-    __slots__ = ("batches", "server_time_ms")
+    __slots__ = ("batches", "server_time_ms", "snapshot_required")
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[StreamBatch]
     server_time_ms: int
-    def __init__(self, batches: _Optional[_Iterable[_Union[StreamBatch, _Mapping]]] = ..., server_time_ms: _Optional[int] = ...) -> None: ...
+    snapshot_required: bool
+    def __init__(self, batches: _Optional[_Iterable[_Union[StreamBatch, _Mapping]]] = ..., server_time_ms: _Optional[int] = ..., snapshot_required: _Optional[bool] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ("device_id", "site_id", "store_id", "page_rows")
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    device_id: str
+    site_id: str
+    store_id: str
+    page_rows: int
+    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., page_rows: _Optional[int] = ...) -> None: ...
+
+class Column(_message.Message):
+    __slots__ = ("text", "int", "real", "blob")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    INT_FIELD_NUMBER: _ClassVar[int]
+    REAL_FIELD_NUMBER: _ClassVar[int]
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    text: _containers.RepeatedScalarFieldContainer[str]
+    int: _containers.RepeatedScalarFieldContainer[int]
+    real: _containers.RepeatedScalarFieldContainer[float]
+    blob: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, text: _Optional[_Iterable[str]] = ..., int: _Optional[_Iterable[int]] = ..., real: _Optional[_Iterable[float]] = ..., blob: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class SnapshotPage(_message.Message):
+    __slots__ = ("stream", "snapshot_seq", "column_names", "columns", "rows", "done")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_NAMES_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    stream: Stream
+    snapshot_seq: int
+    column_names: _containers.RepeatedScalarFieldContainer[str]
+    columns: _containers.RepeatedCompositeFieldContainer[Column]
+    rows: int
+    done: bool
+    def __init__(self, stream: _Optional[_Union[Stream, str]] = ..., snapshot_seq: _Optional[int] = ..., column_names: _Optional[_Iterable[str]] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., rows: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class VisitEvent(_message.Message):
     __slots__ = ("member_id", "store_id", "score")
@@ -199,8 +241,22 @@ class TrafficAggregateEvent(_message.Message):
     counts: _containers.ScalarMap[str, int]
     def __init__(self, store_id: _Optional[str] = ..., window_start_ms: _Optional[int] = ..., window_ms: _Optional[int] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
+class AdminActionEvent(_message.Message):
+    __slots__ = ("actor", "actor_serial", "action", "detail", "outcome")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    actor_serial: str
+    action: str
+    detail: str
+    outcome: str
+    def __init__(self, actor: _Optional[str] = ..., actor_serial: _Optional[str] = ..., action: _Optional[str] = ..., detail: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
+
 class DeviceEvent(_message.Message):
-    __slots__ = ("event_id", "stream", "stream_seq", "occurred_at_ms", "visit", "payment", "points", "redemption", "enrollment", "consent", "not_me", "traffic")
+    __slots__ = ("event_id", "stream", "stream_seq", "occurred_at_ms", "visit", "payment", "points", "redemption", "enrollment", "consent", "not_me", "traffic", "admin")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     STREAM_SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +269,7 @@ class DeviceEvent(_message.Message):
     CONSENT_FIELD_NUMBER: _ClassVar[int]
     NOT_ME_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     stream_seq: int
@@ -225,7 +282,8 @@ class DeviceEvent(_message.Message):
     consent: ConsentChangeEvent
     not_me: NotMeEvent
     traffic: TrafficAggregateEvent
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., stream_seq: _Optional[int] = ..., occurred_at_ms: _Optional[int] = ..., visit: _Optional[_Union[VisitEvent, _Mapping]] = ..., payment: _Optional[_Union[PaymentEvent, _Mapping]] = ..., points: _Optional[_Union[PointsEvent, _Mapping]] = ..., redemption: _Optional[_Union[CouponRedemptionEvent, _Mapping]] = ..., enrollment: _Optional[_Union[EnrollmentEvent, _Mapping]] = ..., consent: _Optional[_Union[ConsentChangeEvent, _Mapping]] = ..., not_me: _Optional[_Union[NotMeEvent, _Mapping]] = ..., traffic: _Optional[_Union[TrafficAggregateEvent, _Mapping]] = ...) -> None: ...
+    admin: AdminActionEvent
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., stream_seq: _Optional[int] = ..., occurred_at_ms: _Optional[int] = ..., visit: _Optional[_Union[VisitEvent, _Mapping]] = ..., payment: _Optional[_Union[PaymentEvent, _Mapping]] = ..., points: _Optional[_Union[PointsEvent, _Mapping]] = ..., redemption: _Optional[_Union[CouponRedemptionEvent, _Mapping]] = ..., enrollment: _Optional[_Union[EnrollmentEvent, _Mapping]] = ..., consent: _Optional[_Union[ConsentChangeEvent, _Mapping]] = ..., not_me: _Optional[_Union[NotMeEvent, _Mapping]] = ..., traffic: _Optional[_Union[TrafficAggregateEvent, _Mapping]] = ..., admin: _Optional[_Union[AdminActionEvent, _Mapping]] = ...) -> None: ...
 
 class PushRequest(_message.Message):
     __slots__ = ("device_id", "site_id", "store_id", "events", "device_time_ms")

@@ -44,6 +44,11 @@ class SyncStub:
                 request_serializer=api_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
                 response_deserializer=api_dot_v1_dot_sync__pb2.PushResponse.FromString,
                 _registered_method=True)
+        self.Snapshot = channel.unary_stream(
+                '/joyedge.api.v1.Sync/Snapshot',
+                request_serializer=api_dot_v1_dot_sync__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=api_dot_v1_dot_sync__pb2.SnapshotPage.FromString,
+                _registered_method=True)
 
 
 class SyncServicer:
@@ -61,6 +66,13 @@ class SyncServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Snapshot(self, request, context):
+        """A consistent copy of the site's replicated data as columnar pages; Pull continues from snapshot_seq.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SyncServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_SyncServicer_to_server(servicer, server):
                     servicer.Push,
                     request_deserializer=api_dot_v1_dot_sync__pb2.PushRequest.FromString,
                     response_serializer=api_dot_v1_dot_sync__pb2.PushResponse.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=api_dot_v1_dot_sync__pb2.SnapshotRequest.FromString,
+                    response_serializer=api_dot_v1_dot_sync__pb2.SnapshotPage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class Sync:
             '/joyedge.api.v1.Sync/Push',
             api_dot_v1_dot_sync__pb2.PushRequest.SerializeToString,
             api_dot_v1_dot_sync__pb2.PushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/joyedge.api.v1.Sync/Snapshot',
+            api_dot_v1_dot_sync__pb2.SnapshotRequest.SerializeToString,
+            api_dot_v1_dot_sync__pb2.SnapshotPage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,20 @@ from cloud_stub.storage.base import (
 )
 from cloud_stub.storage.crypto import TemplateSealer
 from cloud_stub.storage.schema import STREAM_TABLES, migrate
+
+#: (stream, head seq, column names, columns (one tuple of values each), rows) — one snapshot page.
+SnapshotPage = tuple[int, int, tuple[str, ...], list[tuple[Any, ...]], int]
+#: Template rows per snapshot page: ~1.2 MB of vectors, well under the 4 MiB message limit.
+SNAPSHOT_TEMPLATE_PAGE_ROWS = 2000
+#: Columns a snapshot serves per stream (the device replica's; templates' `vector` is unsealed).
+SNAPSHOT_COLUMNS: dict[int, tuple[str, ...]] = {
+    STREAM_MEMBERS: ("member_id", "name", "tier", "points", "tier_keep_points", "phone_last4", "gender",
+                     "birthday", "site_id", "updated_at_ms"),
+    STREAM_TAGS: ("tag_id", "member_id", "kind", "value", "score", "computed_at_ms", "valid_until_ms"),
+    STREAM_TEMPLATES: ("template_id", "member_id", "model", "vector", "consent_id", "created_at_ms", "weight"),
+    STREAM_COUPONS: ("coupon_id", "member_id", "title", "kind", "value_cents", "threshold_cents", "store_ids",
+                     "valid_from_ms", "valid_until_ms", "usage_hint", "status"),
+}
 
 
 class SqliteStorage(Storage):
@@ -426,6 +440,38 @@ class SqliteStorage(Storage):
         merged += [(int(t["seq"]), str(t["key"]), True, None) for t in tombs]
         merged.sort(key=lambda c: c[0])
         return merged[:limit], len(merged) > limit
+
+    def snapshot(self, site_id: str, page_rows: int) -> Iterator[SnapshotPage]:
+        """The site's replicated rows as column pages, all read in one transaction (one snapshot).
+
+        Yields (stream, head seq, column names, columns, row count); every stream ends with a page,
+        possibly empty. Each table is one ordered scan (children through the CROSS JOIN of
+        `changes`); templates are unsealed here, as Pull serves them. No tombstones: a snapshot is
+        the whole state, and Pull continues from the head seq read in the same transaction.
+        """
+        if page_rows <= 0:
+            raise InvalidRequestError(f"page_rows must be positive, got {page_rows}")
+        with self._tx("read snapshot", write=False) as conn:
+            conn.row_factory = None  # plain tuples: this connection only serves the snapshot's columns
+            head = int(conn.execute("SELECT value FROM seq_counter WHERE id = 1").fetchone()[0])
+            for stream, columns in SNAPSHOT_COLUMNS.items():
+                table = STREAM_TABLES[stream][0]
+                cols = ", ".join(f"x.{c}" for c in columns)
+                if stream == STREAM_MEMBERS:
+                    sql = f"SELECT {cols} FROM members x WHERE x.site_id = ? AND x.seq <= ? ORDER BY x.seq"
+                else:
+                    sql = (f"SELECT {cols} FROM {table} x CROSS JOIN members m ON m.member_id = x.member_id"
+                           " WHERE m.site_id = ? AND x.seq <= ? ORDER BY x.seq")
+                cur = conn.execute(sql, (site_id, head))
+                size = min(page_rows, SNAPSHOT_TEMPLATE_PAGE_ROWS) if stream == STREAM_TEMPLATES else page_rows
+                while True:
+                    rows = cur.fetchmany(size)
+                    if stream == STREAM_TEMPLATES and rows:
+                        unseal = self._sealer.unseal
+                        rows = [(t, m, model, unseal(t, m, v), *rest) for t, m, model, v, *rest in rows]
+                    yield stream, head, columns, (list(zip(*rows, strict=True)) if rows else [() for _ in columns]), len(rows)
+                    if len(rows) < size:
+                        break
 
     def _row(self, stream: int, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
