@@ -1,0 +1,278 @@
+"""The π-POS app loop: touch actions and scans in, face step, receipts and drawer out, screens updated.
+
+One thread (the caller's) runs the loop; touch actions arrive from the kiosk server's HTTP threads and
+are only queued there. While the checkout waits for a face the loop runs the face step (camera frames
+are read only then); after a sale it prints the receipt, opens the drawer for cash and shows the
+amount on the customer display. A scanned receipt QR starts a refund; any other code is looked up in
+the catalogue. In idle time it refreshes the JOY-CRED offline limits of the gallery's members.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from typing import Any
+
+from device.pos import store
+from device.pos.audit import AuditLog
+from device.pos.checkout import Checkout, Policy
+from device.pos.face import FaceCheck
+from device.pos.payment import PaymentError, PaymentGateway, PaymentOffline
+from device.pos.receipt import refund_receipt, sale_id_from_qr, sale_receipt, yuan
+from device.pos.refund import refund_by_qr
+from device.pos.views import cashier_view, customer_view
+from drivers.errors import DriverError
+
+_LOG = logging.getLogger(__name__)
+
+TICK_S = 0.2
+CREDIT_REFRESH_S = 30.0  # one refresh round per this long while idle …
+CREDIT_REFRESH_BATCH = 20  # … of at most this many members, the stalest first
+CREDIT_STALE_S = 6 * 3600.0
+
+
+class PosApp:
+    """One π-POS: a checkout, its screens and its peripherals."""
+
+    def __init__(self, *, replica: Any, identifier: Any, face: FaceCheck, camera: Any,
+                 gateway: PaymentGateway | None, publish: Callable[[str, dict[str, Any]], None],
+                 device_id: str, store_id: str, printer: Any = None, drawer: Any = None, display: Any = None,
+                 scanner: Any = None, catalog: dict[str, tuple[str, int]] | None = None,
+                 timezone: tzinfo | None = None) -> None:
+        self.replica, self.identifier, self.face, self.camera = replica, identifier, face, camera
+        self.gateway, self.publish = gateway, publish
+        self.device_id, self.store_id = device_id, store_id
+        self.printer, self.drawer, self.display, self.scanner = printer, drawer, display, scanner
+        self.catalog = dict(catalog or {})
+        self.tz = timezone
+        store.ensure_schema(replica)
+        self.audit = AuditLog(replica)
+        self.checkout = Checkout(replica=replica, audit=self.audit, gateway=gateway, device_id=device_id,
+                                 store_id=store_id, policy=Policy(identifier.threshold, identifier.payment_threshold,
+                                                                  identifier.min_margin))
+        self.actions: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.offline = gateway is None
+        self.refund_message = ""
+        self.sales_done: list[dict[str, Any]] = []
+        self._published = -1
+        self._next_credit = 0.0
+        self._cancel_face = threading.Event()
+
+    # -- inputs --------------------------------------------------------------------------------------
+
+    def on_action(self, view: str) -> Callable[[dict[str, Any]], None]:
+        """A kiosk action callback for ``view`` (it only queues; the loop acts)."""
+        def take(action: dict[str, Any]) -> None:
+            if view == "pos-customer" and action.get("action") == "cancel":
+                self._cancel_face.set()  # reaches a running face step at once
+            self.actions.put((view, action))
+        return take
+
+    def handle(self, view: str, action: dict[str, Any]) -> None:
+        """Act on one touch action (errors become the screen's message, never a crash)."""
+        co, name = self.checkout, action.get("action")
+        try:
+            if view == "pos-cashier" and name == "amount":
+                co.set_amount(int(action["cents"]))
+            elif view == "pos-cashier" and name == "scan":
+                self.scan(str(action["code"]))
+            elif view == "pos-cashier" and name == "cash":
+                self._after_sale(co.pay_cash())
+            elif view == "pos-cashier" and name == "new":
+                co.new_sale()
+            elif view == "pos-cashier" and name == "refund":
+                self.refund(str(action["code"]))
+            elif view == "pos-customer" and name == "face":
+                self._cancel_face.clear()
+                co.begin_face()
+            elif view == "pos-customer" and name == "phone":
+                co.enter_phone(str(action["digits"]))
+            elif view == "pos-customer" and name == "confirm":
+                self._after_sale(co.confirm(by="customer"))
+            elif view == "pos-customer" and name == "cancel":
+                co.new_sale()
+            else:
+                raise PaymentError(f"{view} cannot do {name!r}")
+        except PaymentError as err:
+            with co._lock:
+                co.message = str(err)
+                co._changed()
+        self.refresh_screens()
+
+    def scan(self, code: str) -> None:
+        """A scanned code: a receipt QR refunds, a catalogue code adds the item."""
+        if sale_id_from_qr(code):
+            self.refund(code)
+            return
+        item = self.catalog.get(code)
+        if item is None:
+            raise PaymentError(f"未知商品 {code[:32]} · unknown item code")
+        self.checkout.add_item(item[0], int(item[1]), code)
+
+    def refund(self, code: str) -> dict[str, Any] | None:
+        """Refund the sale of a scanned receipt; the outcome is shown on the cashier screen."""
+        try:
+            sale = refund_by_qr(self.replica, self.audit, self.gateway, code)
+        except PaymentOffline as err:
+            self.offline = True
+            self.refund_message = f"云端不可达，请稍后重试 · cloud unreachable, try again later ({err})"
+            return None
+        except PaymentError as err:
+            self.refund_message = str(err)
+            return None
+        self.refund_message = f"已退款 {yuan(sale['refund_cents'])} · refunded"
+        if sale["mode"] == "cash":
+            self._kick_drawer()
+        self._print(refund_receipt(sale, sale["refund_cents"], device_id=self.device_id, tz=self.tz,
+                                   when_ms=sale["refunded_at_ms"]))
+        return sale
+
+    # -- outputs -------------------------------------------------------------------------------------
+
+    def _after_sale(self, outcome: dict[str, Any]) -> None:
+        sale = outcome.get("sale")
+        if outcome["state"] != "paid" or sale is None or any(s["sale_id"] == sale["sale_id"] for s in self.sales_done):
+            return  # not paid, or a repeated press of a sale already printed
+        self.sales_done.append(sale)
+        if sale["mode"] == "online":
+            self.offline = False
+        member = self.replica.member(sale["member_id"]) if sale["member_id"] else None
+        self._print(sale_receipt(sale, device_id=self.device_id, store_id=self.store_id, member=member, tz=self.tz))
+        if sale["method"] == "cash":
+            self._kick_drawer()
+        self._show(f"PAID {yuan(sale['paid_cents'])}", "THANK YOU")
+
+    def _print(self, receipt: Any) -> None:
+        if self.printer is None:
+            return
+        try:
+            self.printer.open()
+            try:
+                n = self.printer.print_receipt(receipt)
+            finally:
+                self.printer.close()
+            _LOG.info("receipt printed (%d bytes)", n)
+        except DriverError as err:
+            _LOG.error("receipt not printed: %s", err)
+            self.refund_message = f"打印机故障 · printer: {err}"
+
+    def _kick_drawer(self) -> None:
+        if self.drawer is None:
+            return
+        try:
+            self.drawer.printer.open()
+            try:
+                self.drawer.open()
+            finally:
+                self.drawer.printer.close()
+        except DriverError as err:
+            _LOG.error("cash drawer did not open: %s", err)
+
+    def _show(self, line1: str, line2: str = "") -> None:
+        if self.display is None:
+            return
+        try:
+            self.display.show(line1, line2)
+        except DriverError as err:
+            _LOG.warning("customer display: %s", err)
+
+    def refresh_screens(self, force: bool = False) -> None:
+        """Publish both screens when the checkout changed."""
+        co = self.checkout
+        if not force and co.version == self._published:
+            return
+        self._published = co.version
+        self.publish("pos-customer", customer_view(co, offline=self.offline, device=self.device_id))
+        self.publish("pos-cashier", cashier_view(co, offline=self.offline, device=self.device_id,
+                                                 refund=self.refund_message))
+        if co.state == "cart":
+            self._show(f"TOTAL {yuan(co.amount_cents)}")
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run_face_step(self) -> None:
+        """The checkout waits for a face: run the face step and hand its result over."""
+        co = self.checkout
+        result = self.face.run(self.camera, cancelled=lambda: self._cancel_face.is_set() or co.state != "face",
+                               on_prompt=lambda action: (co.set_challenge(action), self.refresh_screens()))
+        co.face_result(result)
+        self.refresh_screens()
+
+    def step(self) -> None:
+        """One turn of the loop: queued actions, a pending face step, scans, idle work."""
+        while True:
+            try:
+                view, action = self.actions.get_nowait()
+            except queue.Empty:
+                break
+            self.handle(view, action)
+        if self.checkout.state == "face" and not self._cancel_face.is_set():
+            self.run_face_step()
+        if self.scanner is not None:
+            try:
+                codes = self.scanner.read(TICK_S)
+            except DriverError as err:
+                _LOG.warning("scanner: %s", err)
+                codes = []
+            for code in codes:
+                self.actions.put(("pos-cashier", {"action": "scan", "code": code}))
+        self.refresh_screens()
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve the counter until ``stop`` is set."""
+        self.identifier.gallery.refresh_from(self.replica, None)
+        self.camera.open()
+        if self.depth_camera is not None:
+            self.depth_camera.open()
+        self.refresh_screens(force=True)
+        try:
+            while not stop.is_set():
+                self.step()
+                if self.actions.empty():
+                    self.refresh_credit()
+                    if self.scanner is None:
+                        try:
+                            view, action = self.actions.get(timeout=TICK_S)
+                            self.handle(view, action)
+                        except queue.Empty:
+                            pass
+        finally:
+            self.camera.close()
+            if self.depth_camera is not None:
+                self.depth_camera.close()
+
+    @property
+    def depth_camera(self) -> Any:
+        """The depth camera of the face step (flagship), or None."""
+        return self.face.depth
+
+    def refresh_credit(self, force: bool = False) -> int:
+        """Fetch JOY-CRED offline limits for the stalest gallery members; returns how many were updated."""
+        now = time.monotonic()
+        if self.gateway is None or (not force and now < self._next_credit):
+            return 0
+        self._next_credit = now + CREDIT_REFRESH_S
+        ages = store.credit_age(self.replica)
+        members = sorted(store.face_members(self.replica), key=lambda m: ages.get(m, 0))
+        fresh_after = int(time.time() * 1000) - int(CREDIT_STALE_S * 1000)
+        done = 0
+        for member in [m for m in members if ages.get(m, 0) < fresh_after or force][:CREDIT_REFRESH_BATCH]:
+            try:
+                grade, limit = self.gateway.credit(member)
+            except PaymentOffline:
+                self.offline = True
+                break
+            except PaymentError as err:
+                _LOG.warning("credit of %s: %s", member, err)
+                continue
+            store.put_credit(self.replica, member, grade, limit)
+            self.offline = False
+            done += 1
+        if done:
+            self.checkout._changed()
+        return done
+

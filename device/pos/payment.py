@@ -1,0 +1,125 @@
+"""Online authorisation against the cloud's Payment service, and the JOY-CRED offline limit.
+
+`PaymentGateway` is the one boundary where gRPC errors become π-POS errors: UNAVAILABLE and
+DEADLINE_EXCEEDED (the cloud cannot be reached, or did not answer in time) become
+`PaymentOffline`, so the checkout falls back to the offline limit; anything else is `PaymentError`.
+
+Why falling back after a timeout cannot charge twice: Authorize only *reserves*; money moves at
+Capture. If an Authorize timed out after the cloud approved it, that authorisation is never captured
+(the device took the payment offline instead and reports it through the outbox), so it lapses.
+Retrying with the same idempotency key returns the cloud's stored answer, never a second payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from api.v1 import credit_pb2, credit_pb2_grpc, payment_pb2, payment_pb2_grpc
+from device.errors import DeviceError
+
+AUTHORIZE_DEADLINE_S = 4.0  # a customer is waiting at the counter: fall back to offline quickly
+CALL_DEADLINE_S = 5.0
+_OFFLINE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class PaymentError(DeviceError):
+    """The cloud refused a payment call (not a network problem)."""
+
+
+class PaymentOffline(PaymentError):
+    """The cloud could not be reached; an offline decision is needed."""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """The cloud's answer to Authorize."""
+
+    approved: bool
+    payment_id: str
+    decline_code: str = ""
+    decline_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the device saw, sent with the authorisation and written to the audit log."""
+
+    match_score: float
+    liveness_passed: bool
+    liveness_method: str
+    phone_last4_confirmed: bool
+
+
+class PaymentGateway:
+    """gRPC stubs for Payment and Credit over one channel (mTLS, or plain text on loopback)."""
+
+    def __init__(self, channel: grpc.Channel, *, device_id: str, store_id: str) -> None:
+        self.channel = channel
+        self.device_id = device_id
+        self.store_id = store_id
+        self._pay = payment_pb2_grpc.PaymentStub(channel)
+        self._credit = credit_pb2_grpc.CreditStub(channel)
+
+    @classmethod
+    def connect(cls, target: str, *, device_id: str, store_id: str, insecure: bool = False,
+                identity_dir: Any = None) -> PaymentGateway:
+        """A gateway to ``target``: mTLS with the enrolled identity, or plain text on loopback."""
+        if insecure:
+            host = target.rsplit(":", 1)[0].strip("[]")
+            if not (host in ("localhost", "::1") or host.startswith("127.")):
+                raise PaymentError(f"refusing plain-text payments to {target}: allowed on loopback only")
+            channel = grpc.insecure_channel(target)
+        else:
+            from sync.errors import SyncError
+            from sync.identity import DeviceIdentity
+
+            try:
+                ident = DeviceIdentity.load(identity_dir)
+            except SyncError as err:
+                raise PaymentError(f"no device identity for payments: {err} (run `joyedge enroll`)") from err
+            channel = grpc.secure_channel(target, ident.channel_credentials(), options=ident.channel_options())
+        return cls(channel, device_id=device_id, store_id=store_id)
+
+    def _call(self, name: str, fn: Callable[..., Any], request: Any, timeout: float) -> Any:
+        try:
+            return fn(request, timeout=timeout)
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else None
+            detail = err.details() if hasattr(err, "details") else str(err)
+            if code in _OFFLINE_CODES:
+                raise PaymentOffline(f"cloud unreachable for {name} ({code.name}): {detail}") from err
+            raise PaymentError(f"cloud refused {name} ({code.name if code else 'UNKNOWN'}): {detail}") from err
+
+    def authorize(self, key: str, member_id: str, amount_cents: int, evidence: Evidence) -> Authorization:
+        """Authorize under ``key`` (same key + same request = the same answer)."""
+        req = payment_pb2.AuthorizeRequest(
+            idempotency_key=key, member_id=member_id, device_id=self.device_id, store_id=self.store_id,
+            amount_cents=amount_cents, evidence=payment_pb2.PaymentEvidence(
+                match_score=round(float(evidence.match_score), 6), liveness_passed=evidence.liveness_passed,
+                liveness_method=evidence.liveness_method,
+                phone_last4_confirmed=evidence.phone_last4_confirmed))
+        res = self._call("Authorize", self._pay.Authorize, req, AUTHORIZE_DEADLINE_S)
+        return Authorization(res.approved, res.payment_id, res.decline_code, res.decline_reason)
+
+    def capture(self, payment_id: str) -> None:
+        """Capture the whole authorised amount (idempotent in the cloud)."""
+        self._call("Capture", self._pay.Capture, payment_pb2.CaptureRequest(payment_id=payment_id), CALL_DEADLINE_S)
+
+    def refund(self, refund_id: str, payment_id: str, amount_cents: int) -> None:
+        """Refund (idempotent on ``refund_id``)."""
+        self._call("Refund", self._pay.Refund, payment_pb2.RefundRequest(
+            refund_id=refund_id, payment_id=payment_id, amount_cents=amount_cents), CALL_DEADLINE_S)
+
+    def credit(self, member_id: str) -> tuple[str, int]:
+        """(JOY-CRED grade, offline limit in cents) of a member."""
+        rep = self._call("GetCredit", self._credit.GetCredit, credit_pb2.GetCreditRequest(member_id=member_id),
+                         CALL_DEADLINE_S)
+        return rep.grade, int(rep.offline_limit_cents)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()

@@ -1,0 +1,86 @@
+"""The π-POS view-model and touch-action contracts: "pos-cashier" and "pos-customer".
+
+View models (``publish`` validates them; unknown keys are refused, so nothing personal slips onto the
+customer-facing screen by accident)::
+
+    common  {"state": "idle" | "cart" | "face" | "phone" | "confirm" | "paying" | "paid" | "refused",
+             "amount": "128.00", "due": "108.00", "discount": "20.00",   # yuan as text
+             "coupon": "20元现金券", "member": "*建",                     # masked name, "" until matched
+             "message": "中文 · English", "offline": false, "device": "pos-01", "mode": "online"|"offline"|"cash"|""}
+    customer + {"challenge": "请向左转头 · Turn your head left", "points": 108, "tries_left": 2}
+    cashier  + {"items": [{"name": "可乐", "amount": "3.50"}], "receipt": "3f2a…", "refund": "…",
+                "peripherals": "printer ok"}
+
+Touch actions (``POST /api/<view>/action``, exact fields)::
+
+    pos-cashier   {"action": "amount", "cents": 12800}  {"action": "scan", "code": "6901234567892"}
+                  {"action": "cash"}  {"action": "new"}  {"action": "refund", "code": "<receipt QR text>"}
+    pos-customer  {"action": "face"}  {"action": "phone", "digits": "1234"}  {"action": "confirm"}
+                  {"action": "cancel"}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from kiosk_ui.errors import KioskError
+
+POS_VIEWS: Final = ("pos-cashier", "pos-customer")
+POS_STATES: Final = ("idle", "cart", "face", "phone", "confirm", "paying", "paid", "refused")
+_COMMON: Final = {"state": str, "amount": str, "due": str, "discount": str, "coupon": str, "member": str,
+                  "message": str, "offline": bool, "device": str, "mode": str}
+_KEYS: Final = {
+    "pos-customer": _COMMON | {"challenge": str, "points": int, "tries_left": int},
+    "pos-cashier": _COMMON | {"items": list, "receipt": str, "refund": str, "peripherals": str},
+}
+POS_ACTIONS: Final[dict[str, dict[str, dict[str, type]]]] = {
+    "pos-cashier": {"amount": {"cents": int}, "scan": {"code": str}, "cash": {}, "new": {},
+                    "refund": {"code": str}},
+    "pos-customer": {"face": {}, "phone": {"digits": str}, "confirm": {}, "cancel": {}},
+}
+MAX_FIELD = 512
+
+
+def _typed(view: str, where: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise KioskError(f"{view} view model: {where} must be {kind.__name__}, got {value!r}")
+
+
+def validate_pos_model(view: str, model: Any) -> None:
+    """Raise KioskError unless ``model`` keeps exactly to the contract of ``view``."""
+    if not isinstance(model, dict):
+        raise KioskError(f"{view} view model must be a dict, got {type(model).__name__}")
+    if model.get("state") not in POS_STATES:
+        raise KioskError(f"{view} view model: state must be one of {POS_STATES}, got {model.get('state')!r}")
+    keys = _KEYS[view]
+    unknown = sorted(set(model) - set(keys))
+    if unknown:
+        raise KioskError(f"{view} view model: keys {unknown} are not part of the contract")
+    for key, value in model.items():
+        _typed(view, key, value, keys[key])
+    for i, item in enumerate(model.get("items", [])):
+        if not isinstance(item, dict) or set(item) != {"name", "amount"}:
+            raise KioskError(f"{view} view model: items[{i}] must be {{'name': str, 'amount': str}}")
+        _typed(view, f"items[{i}].name", item["name"], str)
+        _typed(view, f"items[{i}].amount", item["amount"], str)
+
+
+def validate_pos_action(view: str, action: Any) -> dict[str, Any]:
+    """The action, checked against POS_ACTIONS; KioskError when it is not one of them."""
+    if not isinstance(action, dict) or not isinstance(action.get("action"), str):
+        raise KioskError('an action must be a JSON object with a string "action"')
+    fields = POS_ACTIONS[view].get(action["action"])
+    if fields is None:
+        raise KioskError(f"unknown {view} action {action['action']!r}: expected one of {', '.join(POS_ACTIONS[view])}")
+    given = set(action) - {"action"}
+    if given != set(fields):
+        raise KioskError(f"{view} action {action['action']!r} takes exactly {sorted(fields) or 'no fields'}")
+    for key, kind in fields.items():
+        value = action[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise KioskError(f"{view} action {action['action']!r}: {key} must be {kind.__name__}")
+        if isinstance(value, str) and not 0 < len(value) <= MAX_FIELD:
+            raise KioskError(f"{view} action {action['action']!r}: {key} must be 1..{MAX_FIELD} characters")
+        if isinstance(value, int) and not 0 <= value <= 100_000_000:
+            raise KioskError(f"{view} action {action['action']!r}: {key} out of range")
+    return action
