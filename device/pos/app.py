@@ -138,8 +138,8 @@ class PosApp:
         if outcome["state"] != "paid" or sale is None or any(s["sale_id"] == sale["sale_id"] for s in self.sales_done):
             return  # not paid, or a repeated press of a sale already printed
         self.sales_done.append(sale)
-        if sale["mode"] == "online":
-            self.offline = False
+        if sale["method"] == "face":
+            self.offline = sale["mode"] == "offline"  # the screens say so: the cloud could not be reached
         member = self.replica.member(sale["member_id"]) if sale["member_id"] else None
         self._print(sale_receipt(sale, device_id=self.device_id, store_id=self.store_id, member=member, tz=self.tz))
         if sale["method"] == "cash":

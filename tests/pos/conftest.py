@@ -88,7 +88,7 @@ def enroll_device(cloud: Cloud, root: Path, profile: str, depth_dir: Path | None
     token = cli("joyedge-cloud", "ca", "issue-claim-token", "--db", str(cloud.db), "--site-id", site,
                 "--store-id", store, "--profile", profile).stdout.strip()
     cli("joyedge", "enroll", "--config", str(cfg), "--cloud", f"127.0.0.1:{cloud.enroll_port}",
-        "--claim-token", token, "--ca-file", str(cloud.ca / "ca.pem"))
+        f"--claim-token={token}", "--ca-file", str(cloud.ca / "ca.pem"))
     cli("joyedge", "sync", "--config", str(cfg), "--once")
     return cfg
 
