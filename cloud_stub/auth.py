@@ -43,7 +43,8 @@ ROLES = (ROLE_DEVICE, ROLE_TECHNICIAN, ROLE_OPERATOR)
 _V1 = "/joyedge.api.v1."
 _HEALTH = "/grpc.health.v1.Health/"
 #: Methods a caller without a client certificate may use (only the enrollment port has such callers).
-ANONYMOUS_METHODS = frozenset({f"{_V1}Enrollment/Enroll", f"{_HEALTH}Check", f"{_HEALTH}Watch"})
+ANONYMOUS_METHODS = frozenset({f"{_V1}Enrollment/Enroll", f"{_HEALTH}Check", f"{_HEALTH}Watch",
+                               f"{_V1}TechnicianLogin/Login"})  # issue 8: one-time login token + CSR
 #: What each role may call, as full method names or service prefixes ending in "/". Operators may
 #: call everything. A device reaches its own data through these; per-call scoping (site, device id)
 #: is done by the handler with `require_device`.
@@ -56,6 +57,7 @@ ROLE_METHODS: dict[str, tuple[str, ...]] = {
         f"{_V1}Marketing/RedeemCoupon", f"{_V1}Marketing/ReportOfflineRedemptions",
         f"{_V1}Credit/GetCredit",
         f"{_V1}CRM/GetMember", f"{_V1}CRM/RecordConsent", f"{_V1}CRM/EnrollFace", f"{_V1}CRM/WithdrawConsent",
+        f"{_V1}Fusion/FindCar",  # 人脸寻车 at the mirror; the handler scopes it to the device's site
     ),
     ROLE_TECHNICIAN: (
         _HEALTH, f"{_V1}DeviceRegistry/GetDevice", f"{_V1}DeviceRegistry/ListDevices",

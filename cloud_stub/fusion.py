@@ -254,10 +254,15 @@ def record_parking(storage: Storage, plate: str, site_id: str, bay: str, entered
     return {"plate": p, "site_id": site_id, "bay": bay, "entered": entered, "at_ms": at}
 
 
-def find_car(storage: Storage, id_type: int, id_value: str) -> dict[str, Any]:
-    """Resolve an identity to its member and list where the member's cars are parked."""
+def find_car(storage: Storage, id_type: int, id_value: str, site_id: str = "") -> dict[str, Any]:
+    """Resolve an identity to its member and list where the member's cars are parked.
+
+    With `site_id` (a device asking): a member of another site is NotFound, and only cars parked at
+    that site are listed."""
     member_id = resolve(storage, id_type, id_value)["member_id"]
     with storage.transaction("find car", write=False) as conn:
+        if site_id and sqldb.member_site(conn, member_id) != site_id:
+            raise NotFoundError(f"no member {member_id!r} at site {site_id!r}")
         owners = [member_id] + [r[0] for r in conn.execute(
             "SELECT absorbed_id FROM member_merges WHERE kept_id = ?", (member_id,))]
         marks = ",".join("?" * len(owners))
@@ -265,4 +270,6 @@ def find_car(storage: Storage, id_type: int, id_value: str) -> dict[str, Any]:
             f"SELECT k.plate, k.site_id, k.bay, k.entered_at_ms FROM plates p JOIN parking k ON k.plate = p.plate"
             f" WHERE p.member_id IN ({marks}) ORDER BY k.entered_at_ms DESC", owners,
         ).fetchall()
+    if site_id:
+        cars = [c for c in cars if c["site_id"] == site_id]
     return {"member_id": member_id, "cars": [dict(c) for c in cars]}

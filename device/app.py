@@ -4,10 +4,16 @@ A capture thread reads the camera into a small queue; the caller's thread runs i
 slow embedding never stalls frame capture and the UI server (its own threads) never waits on
 inference. With a live camera the queue drops the oldest frame (show the present, not a
 backlog); with an unpaced replay it blocks instead, so a recorded clip is processed completely.
+
+Touch actions from the page (find my car, not me, enrollment taps) arrive on the kiosk server's HTTP
+threads and are only queued there; this loop takes them between frames, so every state change of
+the mirror happens on one thread. Car lookups wait for the cloud on their own worker thread.
+The `offline` flag of every model comes from the sync status the daemon stores in the replica.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import statistics
@@ -19,12 +25,17 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from device.gallery import Gallery
-from device.greeting import attract_view, member_view, welcome_view
-from device.identity import Identifier, TrackVotes
+from device.greeting import attract_view, member_view, time_greeting_en, welcome_view
+from device.identity import Decision, Identifier, TrackVotes
+from device.mirror.content import choose
+from device.mirror.enrollment import EnrollmentFlow, member_codes
+from device.mirror.features import MirrorFeatures, ShopperAttributes
+from device.mirror.find_car import CarResult, LookupWorker
+from device.mirror.traffic import TrafficAggregator
 from drivers.camera.base import CameraSource, Frame
 from drivers.errors import CameraError
 from sync.errors import SyncError
-from sync.outbox import Outbox
+from sync.outbox import Outbox, read_status
 from sync.replica import Replica
 
 _LOG = logging.getLogger(__name__)
@@ -32,7 +43,18 @@ _LOG = logging.getLogger(__name__)
 QUEUE_FRAMES = 2
 RELOAD_CHECK_S = 1.0
 ATTRACT_AFTER_S = 3.0
+RESULT_SHOW_S = 8.0  # an enrollment outcome (done, withdrawn) stays this long, then the attract loop
+OFFLINE_AFTER_S = 60.0  # no successful sync call for this long counts as offline (the daemon may be dead)
 _END = object()
+
+
+def is_offline(status: dict[str, Any], now: float) -> bool:
+    """Offline by the sync daemon's stored status: it says offline/error, it never reported, or it went quiet."""
+    state = status.get("state")
+    if state in (None, "offline", "error"):
+        return True
+    last = status.get("last_success")
+    return state != "starting" and (last is None or now - float(last) > OFFLINE_AFTER_S)
 
 
 @dataclass(frozen=True)
@@ -77,7 +99,12 @@ class MirrorApp:
         publish: Callable[[str, dict[str, Any]], None],
         on_result: Callable[[TrackResult], None] | None = None,
         paced: bool = True,
+        features: MirrorFeatures | None = None,
+        on_action: Callable[[str, Callable[[dict[str, Any]], None]], Any] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``features``: the mirror extras (enrollment, car finder, content, traffic); ``on_action``: the kiosk
+        server's ``on_action`` (touch input); ``clock``: wall-clock seconds for traffic windows."""
         self.camera = camera
         self.pipeline = pipeline
         self.replica = replica
@@ -98,6 +125,27 @@ class MirrorApp:
         self._last_reload_check = 0.0
         self._last_face = time.monotonic()
         self._showing = ""
+        self.features = features or MirrorFeatures()
+        self.clock = clock
+        self._actions: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._unsubscribe = on_action("mirror", self._actions.put) if on_action is not None else None
+        self.traffic = self.features.traffic or TrafficAggregator(self.outbox, store_id)
+        self.enrollment = self.features.enrollment
+        if self.enrollment is None and self.features.landmarker is not None:
+            self.enrollment = EnrollmentFlow(
+                replica=replica, outbox=self.outbox, detector=pipeline.detector, landmarker=self.features.landmarker,
+                embedder=pipeline.embedder, identifier=identifier,
+                on_gallery_change=lambda: self.reload_gallery_if_changed(force=True))
+        self._view: dict[str, Any] = attract_view()
+        self._offline = False
+        self._last_status_check = -RELOAD_CHECK_S
+        self._cards = itertools.count(1)
+        self._card: dict[str, Any] | None = None  # the member card on the glass: id, member, decision, track
+        self._shoppers: dict[int, ShopperAttributes] = {}
+        self._track_started_ms: dict[int, int] = {}
+        self._refused: set[int] = set()  # tracks whose shopper said "not me"
+        self._result_since: float | None = None
+        self._lookup: LookupWorker | None = None
 
     # -- gallery -----------------------------------------------------------------------------
 
@@ -157,9 +205,11 @@ class MirrorApp:
     def run(self, stop: threading.Event) -> RunStats:
         """Process frames until the camera ends or `stop` is set; returns the run's stats."""
         self.reload_gallery_if_changed(force=True)
-        self.publish("mirror", attract_view())
-        self._showing = "attract"
+        self._check_status(force=True)
+        self._show(attract_view(), "attract")
         frames: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._lookup = LookupWorker(self.features.car_finder,
+                                    lambda key, result: self._actions.put({"action": "_car", "card": key, "result": result}))
         self.camera.open()
         halt = threading.Event()  # ends capture however this loop ends, even by an exception
         capture = threading.Thread(target=self._capture, args=(frames, halt), name="camera-capture", daemon=True)
@@ -179,27 +229,105 @@ class MirrorApp:
             capture.join(timeout=2.0)
             self.camera.close()
             self._flush_tracks()
+            self._lookup.stop()
+            self.traffic.flush_all()
+            if self._unsubscribe is not None:
+                self._unsubscribe()
         return self.stats
 
     def _idle(self) -> None:
+        self._drain_actions()
         now = time.monotonic()
         if now - self._last_reload_check >= RELOAD_CHECK_S:
             self._last_reload_check = now
             self.reload_gallery_if_changed()
+            self._check_status()
+            self.traffic.flush_due(int(self.clock() * 1000))
+        if self.enrollment is not None and self.enrollment.active:
+            for code in member_codes(self.features.scanner):
+                if self.enrollment.on_code(code):
+                    self._show_enroll()
+            if self._result_since is not None and now - self._result_since >= RESULT_SHOW_S:
+                self.enrollment.cancel()
+                self._show(attract_view(), "attract")
+            return
         if not self._votes and self._showing != "attract" and now - self._last_face >= ATTRACT_AFTER_S:
-            self.publish("mirror", attract_view())
-            self._showing = "attract"
+            self._card = None
+            self._show(attract_view(), "attract")
+
+    # -- what the glass shows ----------------------------------------------------------------------
+
+    def _show(self, view: dict[str, Any], showing: str | None = None) -> None:
+        """Publish ``view`` with the offline flag and the device name; remember it for re-publishing."""
+        self._view = view
+        if showing is not None:
+            self._showing = showing
+        model = dict(view)
+        if self._offline:
+            model["offline"] = True
+        if self.features.device_name:
+            model["device"] = self.features.device_name
+        self.publish("mirror", model)
+
+    def _check_status(self, force: bool = False) -> None:
+        try:
+            offline = is_offline(read_status(self.replica), self.clock())
+        except (SyncError, ValueError) as err:  # a damaged status row: say offline rather than guess
+            _LOG.warning("sync status unreadable: %s", err)
+            offline = True
+        if offline != self._offline or force:
+            self._offline = offline
+            if not force:
+                self._show(self._view)
+
+    def _show_enroll(self) -> None:
+        assert self.enrollment is not None
+        if not self.enrollment.active:
+            self._result_since = None
+            self._show(attract_view(), "attract")
+            return
+        step = self.enrollment.step
+        self._result_since = time.monotonic() if step in ("done", "withdrawn") else None
+        self._show(self.enrollment.view(), "enroll")
+
+    def _welcome(self, track_id: int, message: tuple[str, str] | None = None) -> dict[str, Any]:
+        now = self._now()
+        view = welcome_view(now)
+        view["greeting_en"] = f"Welcome, {time_greeting_en(now).lower()}!"
+        view["message_en"] = "Enjoy your visit"
+        if message is not None:
+            view["message"], view["message_en"] = message
+        attrs = self._shoppers.get(track_id, ShopperAttributes())
+        rule = choose(self.features.content_rules, attrs.age_band, attrs.gender, int(self.clock() * 1000))
+        if rule is not None:
+            view["content"] = rule.view()
+        if self.enrollment is not None:
+            view["can_enroll"] = True
+        return view
 
     def process_frame(self, frame: Frame) -> None:
-        """Run one frame through the pipeline and act on its events."""
+        """Run one frame through the pipeline (or the enrollment flow, while it runs) and act on its events."""
         from inference.pipeline import TrackEmbedded, TrackEnded
 
+        self._drain_actions()
+        if self.enrollment is not None and self.enrollment.active:
+            self.stats.frames += 1
+            if self.enrollment.feed(frame.image, frame.timestamp):
+                self._show_enroll()
+            self._idle()
+            return
         t0 = time.perf_counter()
         events = self.pipeline.process(frame.image, frame.timestamp, frame.meta)
         self.stats.add("pipeline", (time.perf_counter() - t0) * 1000)
         self.stats.frames += 1
+        tracker = getattr(self.pipeline, "tracker", None)
+        now_ms = int(self.clock() * 1000)
+        for track in tracker.tracks if tracker is not None else ():
+            self._track_started_ms.setdefault(track.id, now_ms)
         for event in events:
             if isinstance(event, TrackEmbedded):
+                if event.track_id not in self._shoppers:
+                    self._shoppers[event.track_id] = self._attributes(frame, event.track_id)
                 self._on_embedding(event)
             elif isinstance(event, TrackEnded):
                 self._on_track_end(event.track_id, event.embedded, event.meta)
@@ -214,7 +342,7 @@ class MirrorApp:
         votes = self._votes.setdefault(event.track_id, TrackVotes())
         votes.add(decision)
         self._meta[event.track_id] = dict(event.meta or {})
-        verdict = votes.verdict()
+        verdict = votes.verdict() if event.track_id not in self._refused else None
         already = self._greeted.get(event.track_id, "unset")
         if verdict is not None and already != verdict:
             view = member_view(self.replica, verdict, self.store_id, self._now())
@@ -222,14 +350,88 @@ class MirrorApp:
                 _LOG.info("track %d: member %s (score %.3f)", event.track_id, verdict, decision.score)
                 self._record_visit(verdict, decision.score)
                 self._greeted[event.track_id] = verdict
-                self.publish("mirror", view)
-                self._showing = "member"
+                card = f"c-{next(self._cards)}"
+                best = decision if decision.member_id == verdict else Decision(verdict, votes.best_score, 0.0)
+                self._card = {"id": card, "member_id": verdict, "decision": best, "track": event.track_id}
+                view["card"] = card
+                self._show(view, "member")
                 return
         if already == "unset":
             self._greeted[event.track_id] = None
             if self._showing != "member":
-                self.publish("mirror", welcome_view(self._now()))
-                self._showing = "welcome"
+                self._show(self._welcome(event.track_id), "welcome")
+
+    def _attributes(self, frame: Frame, track_id: int) -> ShopperAttributes:
+        # The track's detection in this very frame (the tracker just matched it), so box and image agree.
+        tracker = getattr(self.pipeline, "tracker", None)
+        track = next((t for t in (tracker.tracks if tracker is not None else ()) if t.id == track_id), None)
+        if track is None or track.detection is None or track.missed:
+            return ShopperAttributes()
+        t0 = time.perf_counter()
+        attrs = self.features.shopper(frame.image, track.detection)
+        self.stats.add("attributes", (time.perf_counter() - t0) * 1000)
+        return attrs
+
+    # -- touch actions -------------------------------------------------------------------------------
+
+    def _drain_actions(self) -> None:
+        while True:
+            try:
+                action = self._actions.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._act(action)
+            except SyncError as err:  # e.g. a full disk while recording feedback: the mirror goes on
+                _LOG.error("mirror action %s failed: %s", action.get("action"), err)
+
+    def _act(self, action: dict[str, Any]) -> None:
+        name = action["action"]
+        card = self._card
+        if name in ("_car", "find_car", "not_me"):
+            if card is None or action.get("card") != card["id"] or self._view.get("card") != card["id"]:
+                _LOG.info("mirror: %s for card %s ignored: that card is no longer shown", name, action.get("card"))
+                return
+            if name == "_car":
+                result: CarResult = action["result"]
+                self._show({**self._view, "find_car": result.view()})
+            elif name == "find_car":
+                self._show({**self._view, "find_car": {"status": "searching", "message": "正在查询车位…",
+                                                       "message_en": "Looking for your car…"}})
+                assert self._lookup is not None
+                self._lookup.submit(card["id"], card["member_id"])
+            else:
+                self._not_me(card)
+            return
+        flow = self.enrollment
+        if flow is None:
+            _LOG.info("mirror: %s ignored: enrollment is not available on this mirror", name)
+            return
+        if name == "enroll_start":
+            self._card = None
+            flow.start()
+        elif name == "consent_agree":
+            flow.agree(action["version"])
+        elif name in ("consent_decline", "cancel"):
+            flow.cancel()
+        elif name == "withdraw":
+            flow.withdraw()
+        elif name == "retry":
+            flow.retry()
+        self._show_enroll()
+
+    def _not_me(self, card: dict[str, Any]) -> None:
+        decision: Decision = card["decision"]
+        factor = self.identifier.not_me(decision, self.replica)  # device table + outbox, one transaction
+        _LOG.info("mirror: \"not me\" on card %s (member %s, template %s → factor %s)", card["id"],
+                  card["member_id"], decision.template_id or "?", factor)
+        track = card["track"]
+        self._refused.add(track)
+        self._greeted[track] = None
+        self._votes.pop(track, None)
+        self._card = None
+        self._show(self._welcome(track, ("抱歉认错了，感谢您的反馈", "Sorry for the mix-up, thanks for telling us")),
+                   "welcome")
 
     def _record_visit(self, member_id: str, score: float) -> None:
         # The visit and its outbox row commit together (Outbox.visit); a full disk costs the visit
@@ -240,6 +442,11 @@ class MirrorApp:
             _LOG.error("visit of %s not recorded: %s", member_id, err)
 
     def _on_track_end(self, track_id: int, embedded: bool, meta: dict[str, Any] | None) -> None:
+        now_ms = int(self.clock() * 1000)
+        attrs = self._shoppers.pop(track_id, ShopperAttributes())
+        self._refused.discard(track_id)
+        self.traffic.add(started_ms=self._track_started_ms.pop(track_id, now_ms), ended_ms=now_ms,
+                         age_band=attrs.age_band, gender=attrs.gender, orientation=attrs.orientation)
         votes = self._votes.pop(track_id, None)
         member = self._greeted.pop(track_id, None)
         best_meta = self._meta.pop(track_id, dict(meta or {}))

@@ -42,6 +42,18 @@ def time_greeting(now: datetime) -> str:
     return "晚上好"
 
 
+def time_greeting_en(now: datetime) -> str:
+    """The English switch's greeting, same hours as `time_greeting`."""
+    h = now.hour
+    if 5 <= h < 11:
+        return "Good morning"
+    if 11 <= h < 13:
+        return "Good day"
+    if 13 <= h < 18:
+        return "Good afternoon"
+    return "Good evening"
+
+
 def attract_view() -> dict[str, Any]:
     """Nobody in front of the mirror."""
     return {"state": "attract"}
@@ -62,6 +74,7 @@ def member_view(replica: Replica, member_id: str, store_id: str, now: datetime) 
     view: dict[str, Any] = {
         "state": "member",
         "greeting": f"{mask_name(member['name'])}，{time_greeting(now)}！",
+        "greeting_en": f"{time_greeting_en(now)}, {mask_name(member['name'])}!",
         "tier": member["tier"],
         "points": int(member["points"]),
         "tier_keep_points": int(member["tier_keep_points"]),

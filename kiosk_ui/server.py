@@ -34,8 +34,40 @@ View-model contract of the "mirror" view (``publish`` validates it; unknown keys
      "offline": true                              # a small "离线模式" banner
      "device": "mirror-01"                        # the device name, in small print
 
+    Mirror extras (issue 7; all optional unless said):
+    welcome: "greeting_en", "message_en"; "can_enroll": true shows the "开通刷脸" button;
+     "content": {"id", "title", "body", "title_en"?, "body_en"?}   # campaign content for an anonymous
+                                                                  # shopper (chosen on the device)
+    member: "greeting_en"; "card": "c-17" (names this card in the actions below; required for the
+     "not me" and "find my car" buttons to show);
+     "find_car": {"status": "searching" | "found" | "none" | "offline" | "error",
+                  "cars": [{"plate": "沪A·***45", "bay": "B2-117"}], "message", "message_en"}
+    {"state": "enroll", "step": "scan" | "consent" | "capture" | "done" | "failed" | "withdrawn",
+     "greeting": "*建，您好", "greeting_en",       # masked member, from the consent step on
+     "consent": {"version": "face-v1", "text": "...", "text_en": "..."},   # required in "consent"
+     "enrolled": true,                            # the member already has a face template: offer withdrawal
+     "prompt", "prompt_en",                       # what to do now ("请向左转头")
+     "progress": 0..3,                            # good frames captured
+     "liveness_done", "liveness_total",           # challenge steps done / asked
+     "message", "message_en"}                     # the outcome or the reason of a failure
+
 Types: greeting, message, tier, title, hint, visit_cycle and device are strings; points, tier_keep_points
-and stars are integers (not bools); offline is a bool. Before the first publish the mirror shows
+and stars are integers (not bools); offline is a bool.
+
+Touch actions (``POST /api/<view>/action``)
+-------------------------------------------
+The page sends a tap as a JSON object; the device subscribes with ``on_action(view, callback)`` and
+gets it, checked, on the HTTP thread (the callback must only hand it over, e.g. to a queue). Mirror
+actions (kiosk_ui.contract.MIRROR_ACTIONS, exact fields, unknown ones refused)::
+
+    {"action": "find_car", "card": "c-17"}   {"action": "not_me", "card": "c-17"}
+    {"action": "enroll_start"}   {"action": "consent_agree", "version": "face-v1"}
+    {"action": "consent_decline"}   {"action": "withdraw"}   {"action": "retry"}   {"action": "cancel"}
+
+CSRF: the body must be ``Content-Type: application/json`` (a cross-site form cannot send that without a
+CORS preflight, which this server never grants), and an ``Origin`` or ``Sec-Fetch-Site`` header, when
+present, must say same origin. Answers: 202 delivered · 400 not a valid action · 403 cross-origin ·
+411/413 missing or oversized body (ACTION_MAX_BYTES) · 415 wrong content type · 503 nobody subscribed. Before the first publish the mirror shows
 ``{"state": "attract"}``. The "pos-cashier" and "pos-customer" views carry any JSON object for now (their
 pages and contracts come later); they have no model until the first publish.
 
@@ -46,6 +78,7 @@ Routes
 ``GET /events/<view>``       SSE stream: ``retry: 1000``, the current model at once, then every new one
                              (``id: <n>`` + ``data: <json>``), and a ``: keepalive`` comment every KEEPALIVE_S
 ``GET /api/<view>/state``    the latest model as JSON (``null`` when that view has none yet)
+``POST /api/<view>/action`` a touch action (see above)
 ``GET /healthz``             ``{"status": "ok", "clients": {view: connected pages}}``
 Anything else is 404 (``/pos/cashier`` and ``/pos/customer`` too, until their pages exist).
 """
@@ -62,6 +95,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,7 +103,7 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from kiosk_ui.contract import validate_mirror_model
+from kiosk_ui.contract import validate_action, validate_mirror_model
 from kiosk_ui.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -80,6 +114,7 @@ RETRY_MS = 1000  # told to EventSource: how soon a page reconnects after the str
 SOCKET_TIMEOUT_S = 30.0  # a client that sends nothing, or stops reading its stream, is dropped after this
 POLL_S = 0.2  # serve_forever's shutdown poll interval: how long stop() may wait for the accept loop
 JOIN_S = 5.0  # how long stop() waits for each connection thread before logging that it is stuck
+ACTION_MAX_BYTES = 4096  # a touch action is a few fields; anything bigger is not one
 
 VIEWS: Final = ("mirror", "pos-cashier", "pos-customer")
 STATIC_DIR: Final = Path(__file__).resolve().with_name("static")
@@ -87,6 +122,8 @@ PAGES: Final = {"/mirror": "mirror.html"}
 
 _EVENTS_RE = re.compile(r"/events/([a-z-]+)")
 _STATE_RE = re.compile(r"/api/([a-z-]+)/state")
+_ACTION_RE = re.compile(r"/api/([a-z-]+)/action")
+ActionCallback = Callable[[dict[str, Any]], None]
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -116,6 +153,22 @@ class _Hub:
         self._latest["mirror"] = (next(self._versions), json.dumps({"state": "attract"}))
         self._clients = dict.fromkeys(VIEWS, 0)
         self._closed = False
+        self._actions: dict[str, list[ActionCallback]] = {v: [] for v in VIEWS}
+
+    def subscribe(self, view: str, callback: ActionCallback) -> Callable[[], None]:
+        with self._cond:
+            self._actions[view].append(callback)
+
+        def unsubscribe() -> None:
+            with self._cond:
+                if callback in self._actions[view]:
+                    self._actions[view].remove(callback)
+
+        return unsubscribe
+
+    def action_callbacks(self, view: str) -> list[ActionCallback]:
+        with self._cond:
+            return list(self._actions[view])
 
     def publish(self, view: str, payload: str) -> None:
         with self._cond:
@@ -251,7 +304,61 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._not_found()
 
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        m = _ACTION_RE.fullmatch(path)
+        if not m or m.group(1) not in VIEWS:
+            self._not_found()
+            return
+        view = m.group(1)
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            self._send_error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "actions must be sent as application/json")
+            return
+        if not self._same_origin():
+            self._send_error(HTTPStatus.FORBIDDEN, "actions are accepted from this server's own pages only")
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._send_error(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+            return
+        if not 0 < length <= ACTION_MAX_BYTES:
+            self._send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"an action is 1..{ACTION_MAX_BYTES} bytes")
+            return
+        try:
+            action = validate_action(view, json.loads(self.rfile.read(length)))
+        except (ValueError, KioskError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            self._send_error(HTTPStatus.BAD_REQUEST, f"not a valid {view} action: {err}")
+            return
+        callbacks = self.server.hub.action_callbacks(view)
+        if not callbacks:
+            self._send_error(HTTPStatus.SERVICE_UNAVAILABLE, f"the device is not listening to {view} actions yet")
+            return
+        for callback in callbacks:
+            try:
+                callback(action)
+            except Exception:  # a device bug must not take the HTTP thread down; it is logged in full
+                log.exception("kiosk_ui: %s action callback failed on %r", view, action)
+                self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, "the device could not take the action")
+                return
+        self._send_bytes(HTTPStatus.ACCEPTED, b'{"ok":true}', _CONTENT_TYPES[".json"])
+
+    def _same_origin(self) -> bool:
+        # Browsers always send Sec-Fetch-Site (Chromium) and Origin on a POST; tools like curl send
+        # neither, which is fine: they are not a CSRF vector.
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            return False
+        origin = self.headers.get("Origin")
+        host = self.headers.get("Host")
+        return origin is None or (host is not None and origin == f"http://{host}")
+
     # -- responses -----------------------------------------------------------------------------------------
+
+    def _send_error(self, status: HTTPStatus, message: str) -> None:
+        body = json.dumps({"error": message}, ensure_ascii=False).encode()
+        self._send_bytes(status, body, _CONTENT_TYPES[".json"])
 
     def _send_bytes(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -448,3 +555,10 @@ class KioskServer:
     def clients(self, view: str) -> int:
         """How many event streams of ``view`` are open right now (pages showing it)."""
         return self._hub.clients()[view]
+
+    def on_action(self, view: str, callback: ActionCallback) -> Callable[[], None]:
+        """Call ``callback(action)`` for every valid touch action a page of ``view`` posts; returns an
+        unsubscribe function. It runs on an HTTP thread: hand the action over (a queue), do not work in it."""
+        if view not in VIEWS:
+            raise KioskError(f"unknown kiosk view {view!r}: expected one of {', '.join(VIEWS)}")
+        return self._hub.subscribe(view, callback)

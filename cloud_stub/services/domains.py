@@ -21,6 +21,7 @@ from api.v1 import (
     registry_pb2_grpc,
 )
 from cloud_stub import credit, fusion, payment, registry, validate
+from cloud_stub.auth import require_device
 from cloud_stub.marketing import campaigns, redeem
 from cloud_stub.services.common import deadline_check, rpc, to_msg
 from cloud_stub.services.crm import credit_msg
@@ -148,7 +149,10 @@ class FusionServicer(fusion_pb2_grpc.FusionServicer):
 
     @rpc
     def FindCar(self, request: fusion_pb2.FindCarRequest, context: Ctx) -> fusion_pb2.FindCarResponse:
-        got = fusion.find_car(self._s, request.who.id_type, request.who.id_value)
+        # A device asks only about its own site's members and sees only cars parked at its site.
+        ident = require_device(context)
+        got = fusion.find_car(self._s, request.who.id_type, request.who.id_value,
+                              site_id=ident.site_id if ident is not None else "")
         return fusion_pb2.FindCarResponse(member_id=got["member_id"],
                                           cars=[to_msg(fusion_pb2.CarLocation, c) for c in got["cars"]])
 

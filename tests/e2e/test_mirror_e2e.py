@@ -109,7 +109,9 @@ def test_member_is_greeted_and_stranger_gets_neutral_welcome(tmp_path, cloud):
     assert card["tier"] in ("普卡", "银卡", "金卡", "璀璨卡") and card["coupons"]
     assert 0 < card["points"] and 0 < card["tier_keep_points"]
     welcomes = [m for v, m in published if m["state"] == "welcome"]
-    assert welcomes and all(set(w) == {"state", "greeting", "message"} for w in welcomes)
+    # Nothing personal in a welcome: the greeting, and generic campaign content (issue 7) in both languages.
+    impersonal = {"state", "greeting", "message", "greeting_en", "message_en", "content", "can_enroll", "offline", "device"}
+    assert welcomes and all(set(w) <= impersonal and "card" not in w for w in welcomes)
     # Nothing about the stranger is kept: no file other than the replica, identity keys and the sync
     # daemon's metrics appeared.
     files = sorted(p.relative_to(tmp_path / "dev").as_posix() for p in (tmp_path / "dev").rglob("*") if p.is_file())
