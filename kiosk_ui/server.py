@@ -68,19 +68,20 @@ CSRF: the body must be ``Content-Type: application/json`` (a cross-site form can
 CORS preflight, which this server never grants), and an ``Origin`` or ``Sec-Fetch-Site`` header, when
 present, must say same origin. Answers: 202 delivered · 400 not a valid action · 403 cross-origin ·
 411/413 missing or oversized body (ACTION_MAX_BYTES) · 415 wrong content type · 503 nobody subscribed. Before the first publish the mirror shows
-``{"state": "attract"}``. The "pos-cashier" and "pos-customer" views carry any JSON object for now (their
-pages and contracts come later); they have no model until the first publish.
+``{"state": "attract"}``. The "pos-cashier" and "pos-customer" views and their actions follow
+kiosk_ui.pos_contract (checked the same way); they have no model until the first publish.
 
 Routes
 ------
 ``GET /mirror``              the mirror page (kiosk_ui/static/mirror.html)
+``GET /pos/cashier``         the π-POS cashier page; ``GET /pos/customer`` the customer-facing page
 ``GET /static/<path>``       files under kiosk_ui/static (nothing outside it)
 ``GET /events/<view>``       SSE stream: ``retry: 1000``, the current model at once, then every new one
                              (``id: <n>`` + ``data: <json>``), and a ``: keepalive`` comment every KEEPALIVE_S
 ``GET /api/<view>/state``    the latest model as JSON (``null`` when that view has none yet)
 ``POST /api/<view>/action`` a touch action (see above)
 ``GET /healthz``             ``{"status": "ok", "clients": {view: connected pages}}``
-Anything else is 404 (``/pos/cashier`` and ``/pos/customer`` too, until their pages exist).
+Anything else is 404.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ from urllib.parse import unquote, urlsplit
 
 from kiosk_ui.contract import validate_action, validate_mirror_model
 from kiosk_ui.errors import KioskError
+from kiosk_ui.pos_contract import POS_VIEWS, validate_pos_action, validate_pos_model
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,7 @@ ACTION_MAX_BYTES = 4096  # a touch action is a few fields; anything bigger is no
 
 VIEWS: Final = ("mirror", "pos-cashier", "pos-customer")
 STATIC_DIR: Final = Path(__file__).resolve().with_name("static")
-PAGES: Final = {"/mirror": "mirror.html"}
+PAGES: Final = {"/mirror": "mirror.html", "/pos/cashier": "pos_cashier.html", "/pos/customer": "pos_customer.html"}
 
 _EVENTS_RE = re.compile(r"/events/([a-z-]+)")
 _STATE_RE = re.compile(r"/api/([a-z-]+)/state")
@@ -327,7 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"an action is 1..{ACTION_MAX_BYTES} bytes")
             return
         try:
-            action = validate_action(view, json.loads(self.rfile.read(length)))
+            check = validate_pos_action if view in POS_VIEWS else validate_action  # π-POS: kiosk_ui.pos_contract
+            action = check(view, json.loads(self.rfile.read(length)))
         except (ValueError, KioskError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             self._send_error(HTTPStatus.BAD_REQUEST, f"not a valid {view} action: {err}")
             return
@@ -537,6 +540,8 @@ class KioskServer:
             raise KioskError(f"unknown kiosk view {view!r}: expected one of {', '.join(VIEWS)}")
         if view == "mirror":
             validate_mirror_model(model)
+        elif view in POS_VIEWS:
+            validate_pos_model(view, model)
         elif not isinstance(model, dict):
             raise KioskError(f"{view} view model must be a dict, got {type(model).__name__}")
         try:

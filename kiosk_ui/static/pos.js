@@ -1,0 +1,183 @@
+// The π-POS pages (cashier and customer): render the latest view model pushed over SSE, send taps as
+// actions (POST /api/<view>/action). Contract: kiosk_ui/pos_contract.py. Chinese by default; the EN
+// button switches the page's own labels and picks the English half of "中文 · English" messages.
+// Model data is only ever set with textContent.
+"use strict";
+
+(function () {
+  const VIEW = document.body.dataset.view;
+  const RETRY_MS = 1000;
+  const $ = (id) => document.getElementById(id);
+  const EN = {
+    cashier_title: "π-POS Checkout", customer_title: "Joy Mall · Welcome", offline: "Offline · face pay within offline limit",
+    reconnecting: "Reconnecting to the device…", state: "State", amount: "Total", discount: "Discount", due: "To pay",
+    member: "Member", paid_by: "Paid by", receipt: "Receipt", clear: "Clear", set_amount: "Set amount", cash: "Cash",
+    new_sale: "New sale", refund: "Refund", refund_hint: "Scan or type the receipt QR", hello: "Hello",
+    welcome: "Welcome", face_pay: "Pay by face", other_ways: "Or pay the cashier in cash or another way",
+    look: "Please look at the camera", phone_prompt: "Enter the last 4 digits of your phone", ok: "OK",
+    confirm_pay: "Confirm payment", paying: "Paying…", paid: "Paid — thank you", points: "Face-pay points",
+    refused: "Face pay could not be completed", cancel: "Cancel",
+  };
+  const STATE_TEXT = {
+    idle: ["空闲", "Idle"], cart: ["待支付", "Waiting for payment"], face: ["刷脸中", "Face check"],
+    phone: ["验证手机尾号", "Phone digits"], confirm: ["等待顾客确认", "Customer confirming"], paying: ["支付中", "Paying"],
+    paid: ["已支付", "Paid"], refused: ["未完成", "Refused"],
+  };
+  const MODE_TEXT = { online: ["刷脸支付", "Face pay"], offline: ["刷脸支付(离线)", "Face pay (offline)"], cash: ["现金", "Cash"] };
+  const zh = {};
+  let lang = "zh";
+  let model = { state: "idle" };
+  let entry = "";
+  let digits = "";
+  let source = null;
+
+  for (const el of document.querySelectorAll("[data-i18n]")) zh[el.dataset.i18n] = el.textContent;
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) zh[el.dataset.i18nPlaceholder] = el.placeholder;
+
+  function pick(text) {
+    // Device messages are "中文 · English": show the side of the current language.
+    const s = String(text ?? "");
+    const i = s.indexOf(" · ");
+    if (i < 0) return s;
+    return lang === "en" ? s.slice(i + 3) : s.slice(0, i);
+  }
+
+  function applyLang() {
+    document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+    for (const el of document.querySelectorAll("[data-i18n]")) {
+      const key = el.dataset.i18n;
+      el.textContent = lang === "en" ? EN[key] ?? zh[key] : zh[key];
+    }
+    for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+      const key = el.dataset.i18nPlaceholder;
+      el.placeholder = lang === "en" ? EN[key] ?? zh[key] : zh[key];
+    }
+    $("lang").textContent = lang === "en" ? "中文" : "EN";
+    render(model);
+  }
+
+  function setText(id, value) {
+    const el = $(id);
+    if (el) el.textContent = value === undefined || value === null ? "" : String(value);
+  }
+
+  function two(pair) { return pair ? pair[lang === "en" ? 1 : 0] : ""; }
+
+  function render(m) {
+    model = m && typeof m === "object" ? m : { state: "idle" };
+    const state = model.state || "idle";
+    document.body.dataset.state = state;
+    $("offline").hidden = model.offline !== true;
+    setText("device", model.device);
+    setText("amount", model.amount);
+    setText("discount", model.discount);
+    setText("due", model.due);
+    setText("coupon", model.coupon);
+    setText("member", model.member);
+    $("member-line").hidden = !model.member;
+    setText("message", pick(model.message));
+    if (VIEW === "pos-cashier") {
+      setText("state-text", two(STATE_TEXT[state]));
+      const items = (Array.isArray(model.items) ? model.items : []).map((it) => {
+        const li = document.createElement("li");
+        const name = document.createElement("span");
+        name.textContent = pick(it.name);
+        const amount = document.createElement("span");
+        amount.textContent = String(it.amount ?? "");
+        li.append(name, amount);
+        return li;
+      });
+      $("items").replaceChildren(...items);
+      setText("mode", two(MODE_TEXT[model.mode]));
+      setText("receipt", model.receipt);
+      $("mode-line").hidden = !model.mode;
+      setText("refund", pick(model.refund));
+    } else {
+      $("discount-line").hidden = !model.coupon;
+      setText("challenge", pick(model.challenge));
+      setText("points", model.points);
+      $("points-line").hidden = !(model.points > 0);
+      for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.dataset.for !== state;
+      $("cancel").hidden = !["face", "phone", "confirm"].includes(state);
+      if (state !== "phone") digits = "";
+      showDigits();
+    }
+  }
+
+  async function send(action) {
+    try {
+      const res = await fetch(`/api/${VIEW}/action`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(action),
+      });
+      if (!res.ok) setText("message", pick(`操作未被接受 · action refused (${res.status})`));
+    } catch (err) {
+      setText("message", pick("无法连接设备 · cannot reach the device"));
+    }
+  }
+
+  function showEntry() { setText("entry", (Number(entry || "0") / 100).toFixed(2)); }
+  function showDigits() { if ($("digits")) setText("digits", (digits + "____").slice(0, 4)); }
+
+  function bindCashier() {
+    $("keypad").addEventListener("click", (ev) => {
+      const key = ev.target.closest("[data-key]")?.dataset.key;
+      if (!key) return;
+      entry = key === "C" ? "" : (entry + key).replace(/^0+/, "").slice(0, 9);
+      showEntry();
+    });
+    $("set-amount").addEventListener("click", () => send({ action: "amount", cents: Number(entry || "0") }));
+    $("cash").addEventListener("click", () => send({ action: "cash" }));
+    $("new").addEventListener("click", () => { entry = ""; showEntry(); send({ action: "new" }); });
+    $("refund-go").addEventListener("click", () => {
+      const code = $("refund-code").value.trim();
+      if (code) send({ action: "refund", code });
+      $("refund-code").value = "";
+    });
+    showEntry();
+  }
+
+  function bindCustomer() {
+    $("face").addEventListener("click", () => send({ action: "face" }));
+    $("confirm").addEventListener("click", () => send({ action: "confirm" }));
+    $("cancel").addEventListener("click", () => send({ action: "cancel" }));
+    $("phone-pad").addEventListener("click", (ev) => {
+      const d = ev.target.closest("[data-digit]")?.dataset.digit;
+      if (!d) return;
+      digits = d === "C" ? "" : (digits + d).slice(0, 4);
+      showDigits();
+    });
+    $("phone-ok").addEventListener("click", () => { if (digits.length === 4) send({ action: "phone", digits }); digits = ""; showDigits(); });
+  }
+
+  function setConnected(connected) {
+    document.body.dataset.connected = String(connected);
+    $("reconnecting").hidden = connected;
+  }
+
+  function connect() {
+    source = new EventSource(`/events/${encodeURIComponent(VIEW)}`);
+    source.addEventListener("open", () => setConnected(true));
+    source.addEventListener("message", (event) => {
+      try {
+        render(JSON.parse(event.data));
+        setConnected(true);
+      } catch (err) {
+        console.warn("pos: unreadable view model", err);
+      }
+    });
+    source.addEventListener("error", () => {
+      setConnected(false);
+      // EventSource retries by itself while CONNECTING; after an HTTP error it is CLOSED: keep trying.
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        setTimeout(connect, RETRY_MS);
+      }
+    });
+  }
+
+  $("lang").addEventListener("click", () => { lang = lang === "en" ? "zh" : "en"; applyLang(); });
+  if (VIEW === "pos-cashier") bindCashier(); else bindCustomer();
+  window.addEventListener("contextmenu", (event) => event.preventDefault());
+  render(model);
+  connect();
+})();
