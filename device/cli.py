@@ -26,8 +26,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.port is not None:
         extra["ui"] = {"port": args.port}
     cfg = load_from_args(args, extra)
+    if cfg.profile in ("pos-flagship", "pos-mobile"):  # π-POS: its own app (device/pos/run.py)
+        from device.pos.run import run_pos
+
+        return run_pos(cfg, camera_uri=args.camera, loop=args.loop, stop=stop_on_signals())
     if cfg.profile != "mirror":
-        raise DeviceError(f"profile {cfg.profile}: only the mirror flow is built so far (see issue 7)")
+        raise DeviceError(f"profile {cfg.profile}: no device app for it")
     camera = open_camera(cfg.camera.uri, width=cfg.camera.width, height=cfg.camera.height,
                          fps=cfg.camera.fps, loop=args.loop)
     replica = open_replica(cfg)
