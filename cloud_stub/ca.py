@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api.admin import device_tls_name
 from cloud_stub.auth import ROLE_DEVICE, AuthError, identity_uri
 from cloud_stub.errors import CloudError, InvalidRequestError, NotFoundError
 from cloud_stub.storage import Storage, now_ms
@@ -256,10 +257,17 @@ class CertificateAuthority:
         except AuthError as err:
             raise InvalidRequestError(str(err)) from err
         start = not_before or datetime.now(UTC) - timedelta(seconds=CLOCK_SKEW_S)
+        sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if role == ROLE_DEVICE:
+            # A device also serves its admin API with this certificate (issue 8): serverAuth, and a
+            # DNS name gRPC can check (a URI SAN is never matched as a host name). See api/admin.py.
+            sans.append(x509.DNSName(device_tls_name(site_id, device_id)))
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
         return (
             self._builder(_name(device_id or name), public_key, start, start + timedelta(seconds=validity_s))
-            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .sign(self._load()[0], hashes.SHA256())
         )
 

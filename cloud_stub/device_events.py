@@ -122,6 +122,12 @@ class _Push:
                 raise InvalidRequestError("traffic window must be positive and counts non-negative")
             return "", {"store_id": p.store_id, "window_start_ms": p.window_start_ms + self.shift,
                         "window_ms": p.window_ms, "counts": json.dumps(dict(sorted(p.counts.items())))}, None
+        if kind == "admin":  # field-service audit (issue 8): stored as reported, one row per action
+            validate.text(p.action, "action", max_len=64)
+            if not p.action or not p.actor:
+                raise InvalidRequestError("an admin action needs an action and an actor")
+            return "", {"actor": p.actor[:300], "actor_serial": p.actor_serial[:64], "action": p.action,
+                        "detail": p.detail[:2000], "outcome": p.outcome[:500], "at_ms": at}, None
         if kind == "points":
             crm.add_points(self.storage, entry_id=ev.event_id, member_id=self.own_member(p.member_id),
                            delta=p.delta, reason=p.reason or "device")
@@ -184,7 +190,7 @@ def apply_push(
     known: dict[str, Any] = {}
     comps: dict[str, dict[str, Any]] = {}
     members = {getattr(ev, ev.WhichOneof("payload")).member_id for ev in events
-               if ev.WhichOneof("payload") != "traffic"}
+               if ev.WhichOneof("payload") not in ("traffic", "admin")}
     push = _Push(storage, device_id, site_id, skew)
     with storage.transaction("read known events", write=False) as conn:
         for i in range(0, len(ids), 500):
@@ -254,6 +260,10 @@ def _insert_local(conn: Any, kind: str, event_id: str, device_id: str, row: dict
     elif kind == "not_me":
         conn.execute("INSERT OR IGNORE INTO face_feedback (event_id, device_id, member_id, template_id, score, at_ms)"
                      " VALUES (:event_id, :device_id, :member_id, :template_id, :score, :at_ms)", row)
+    elif kind == "admin":
+        conn.execute("INSERT OR IGNORE INTO admin_audit (event_id, device_id, actor, actor_serial, action, detail,"
+                     " outcome, at_ms) VALUES (:event_id, :device_id, :actor, :actor_serial, :action, :detail,"
+                     " :outcome, :at_ms)", row)
     else:
         conn.execute("INSERT OR IGNORE INTO traffic (event_id, device_id, store_id, window_start_ms, window_ms, counts)"
                      " VALUES (:event_id, :device_id, :store_id, :window_start_ms, :window_ms, :counts)", row)

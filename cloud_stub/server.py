@@ -130,7 +130,10 @@ def start_server(
     sync_pb2_grpc.add_SyncServicer_to_server(SyncServicer(store), server)
     enroller = EnrollmentServicer(store, ca.CertificateAuthority(tls_dir) if tls_dir is not None else None)
     registry_pb2_grpc.add_EnrollmentServicer_to_server(enroller, server)
-    names = [SYNC_SERVICE_NAME, ENROLL_SERVICE_NAME, *add_services(server, store)]
+    from cloud_stub.services.technician import add_technician_login  # issue 8: `joyprov login`
+
+    names = [SYNC_SERVICE_NAME, ENROLL_SERVICE_NAME, add_technician_login(server, store, tls_dir),
+             *add_services(server, store)]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *names):

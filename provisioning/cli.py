@@ -4,6 +4,8 @@ Exit codes (also in README): 0 done; 1 a check failed (read-back verification); 
 3 bad input (missing/malformed image, key, file or value); 4 refused for safety (mounted or system
 disk, existing key; fix it or pass --force); 5 reading/writing the target failed; 6 discovery saw
 fewer devices than --count; 130 interrupted. Progress goes to stderr, results to stdout.
+Field service (cli_service.py) uses the same codes: 1 the device could not do it or a self-test
+found something missing, 3 no/expired login or a bad value, 4 the device refused, 5 unreachable.
 """
 
 from __future__ import annotations
@@ -195,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_bundle_build)
+
+    from provisioning import cli_service  # login, status, selftest, logs, config, restart, reset, rotate-cert
+
+    cli_service.register(sub)
     return parser
 
 

@@ -31,7 +31,8 @@ from sync.errors import ReplicaError, SyncError
 #: The default stream of each event kind. Consent and enrollment share one: a withdrawal must not
 #: overtake the enrollment it withdraws.
 STREAMS = {"visit": "visits", "payment": "payments", "points": "points", "redemption": "coupons",
-           "enrollment": "consent", "consent": "consent", "not_me": "feedback", "traffic": "traffic"}
+           "enrollment": "consent", "consent": "consent", "not_me": "feedback", "traffic": "traffic",
+           "admin": "admin"}  # admin: field-service audit (issue 8, device/admin)
 #: Largest push (events, serialized bytes); the cloud refuses messages over 4 MiB.
 PUSH_MAX_EVENTS = 500
 PUSH_MAX_BYTES = 2 * 1024 * 1024

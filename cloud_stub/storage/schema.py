@@ -347,6 +347,34 @@ MIGRATIONS: list[tuple[int, str]] = [
         )
         """,
     ),
+    (
+        5,
+        # Field service (issue 8): one-time technician login tokens (stored as a hash) and the audit
+        # trail of device admin actions (pushed by devices as AdminActionEvent).
+        """
+        CREATE TABLE technician_tokens (
+            token_hash TEXT PRIMARY KEY,
+            site_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            cert_hours REAL NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL,
+            used_serial TEXT NOT NULL,
+            used_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE admin_audit (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            actor_serial TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX admin_audit_device ON admin_audit (device_id, at_ms)
+        """,
+    ),
 ]
 
 # Per stream: table, key column, and how a row is scoped to a site.

@@ -52,7 +52,8 @@ def test_identity_comes_from_the_cloud_not_from_the_csr(tmp_path: Path) -> None:
     ident = identity_from_pem(cert.public_bytes(serialization.Encoding.PEM))
     assert (ident.role, ident.site_id, ident.store_id, ident.device_id) == ("device", "site-a", "s1", "m1")
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    # serverAuth too: the device serves its admin API with this certificate (issue 8, api/admin.py)
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
     life = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert life == timedelta(seconds=ca.DEVICE_CERT_VALIDITY_S)
 
