@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_config)
 
     # Subcommands that belong to one area live in their own module and register themselves here.
-    from device import cli_bundle, cli_enroll, cli_firstboot, cli_hardware, cli_inference, cli_sync
+    from device import cli_admin, cli_bundle, cli_enroll, cli_firstboot, cli_hardware, cli_inference, cli_sync
 
     cli_sync.register(sub)
     cli_enroll.register(sub)
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_hardware.register(sub)
     cli_firstboot.register(sub)
     cli_bundle.register(sub)
+    cli_admin.register(sub)  # after run/sync: it gives them log files
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _a: print(f"joyedge {VERSION}") or 0)
