@@ -205,13 +205,12 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         # commit in seq order, so a stream with nothing more up to `head` may jump its cursor there,
         # and a cursor already at `head` needs no query at all (the empty delta most pulls are).
         head = self._storage.head_seq()
-        if any(c.seq > head for c in request.cursors):
-            # Cursors from a future this cloud never reached (restored from a backup, or another cloud):
-            # deltas after them would miss rows, so the device must start over from a snapshot.
-            response.snapshot_required = True
-            response.server_time_ms = now_ms()
-            return response
-        if request.wait_ms and request.cursors and all(c.seq >= head for c in request.cursors):
+        # Cursors from a future this cloud never reached (restored from a backup, or another cloud):
+        # deltas after them would miss rows, so the device must start over from a snapshot. The batches
+        # still answer as before (empty, at the cursor) for a device that does not know the flag.
+        response.snapshot_required = any(c.seq > head for c in request.cursors)
+        caught_up = request.cursors and all(c.seq >= head for c in request.cursors)
+        if request.wait_ms and caught_up and not response.snapshot_required:
             head = self._wait_for_change(head, request.wait_ms, context)
         for cursor in request.cursors:
             remaining = context.time_remaining()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import grpc
 
 from api.v1 import sync_pb2, sync_pb2_grpc
-from sync.errors import CloudUnavailableError, SyncError
+from sync.errors import CloudUnavailableError, SnapshotUnsupportedError, SyncError
 
 PULL_DEADLINE_S = 20.0
 PUSH_DEADLINE_S = 15.0
@@ -90,6 +90,8 @@ class SyncClient:
         try:
             yield from self._stub.Snapshot(request, timeout=timeout)
         except grpc.RpcError as err:
+            if hasattr(err, "code") and err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise SnapshotUnsupportedError(f"cloud {self.target} serves no Snapshot: {err.details()}") from err
             raise self._translate("Snapshot", err) from err
 
     def _translate(self, name: str, err: grpc.RpcError) -> SyncError:
@@ -99,8 +101,9 @@ class SyncClient:
             return CloudUnavailableError(f"cloud {self.target} unavailable for {name} ({code.name}): {detail}")
         cname = code.name if code is not None else "UNKNOWN"
         if code == grpc.StatusCode.INTERNAL and "deserializ" in (detail or "").lower():
+            expected = "SnapshotPage" if name == "Snapshot" else f"{name}Response"
             return SyncError(f"cloud {self.target} answered {name} with a message that is not a "
-                             f"{name}Response (garbage or a wrong server): {detail}")
+                             f"{expected} (garbage or a wrong server): {detail}")
         return SyncError(f"cloud {self.target} refused {name} ({cname}): {detail}")
 
     def _call(self, name: str, method: Callable[..., R], request: Any, timeout: float) -> R:

@@ -25,7 +25,7 @@ from typing import Any
 
 from api.v1 import sync_pb2
 from sync.client import PULL_DEADLINE_S, SyncClient, backoff_delays
-from sync.errors import CloudUnavailableError, SyncError
+from sync.errors import CloudUnavailableError, SnapshotUnsupportedError, SyncError
 from sync.identity import DeviceIdentity
 from sync.outbox import Outbox, write_status
 from sync.replica import STREAM_NAMES, Replica
@@ -111,6 +111,7 @@ class SyncDaemon:
         self._lock = threading.Lock()
         self._last_publish = 0.0
         self._max_changes = MAX_CHANGES
+        self._snapshots = True  # False once the cloud answered that it serves no Snapshot
 
     # -- one round of each ----------------------------------------------------------------------
 
@@ -122,15 +123,16 @@ class SyncDaemon:
         replica still moves only with its batch, so a failed apply just discards the prefetch.
         """
         applied = {name: 0 for name in STREAM_NAMES.values()}
-        if not self.replica.has_cursors():
-            self._add(applied, self.snapshot_once())  # a cold device: bulk path, then deltas
+        if not self.replica.has_cursors() and self._snapshots:
+            self._try_snapshot(applied)  # a cold device: bulk path, then deltas
             wait_ms = 0
         for _ in range(2):
             if not self._pull_pages(wait_ms, applied):
                 break
             # The cloud cannot serve our cursors as deltas: start over from a snapshot, once.
             _LOG.warning("sync: the cloud asked for a snapshot (our cursors are beyond its head)")
-            self._add(applied, self.snapshot_once())
+            if not self._try_snapshot(applied):
+                raise SyncError("the cloud asked for a snapshot but serves none; the replica cannot catch up")
             wait_ms = 0
         else:
             raise SyncError("the cloud asked for a snapshot again right after one; giving up this round")
@@ -138,6 +140,16 @@ class SyncDaemon:
             for k, v in applied.items():
                 self.status.applied[k] = self.status.applied.get(k, 0) + v
         return applied
+
+    def _try_snapshot(self, applied: dict[str, int]) -> bool:
+        """Take a snapshot into `applied`; False when the cloud serves none (then Pull pages from 0)."""
+        try:
+            self._add(applied, self.snapshot_once())
+        except SnapshotUnsupportedError as err:
+            self._snapshots = False
+            _LOG.warning("sync: %s; pulling page by page instead", err)
+            return False
+        return True
 
     @staticmethod
     def _add(total: dict[str, int], more: dict[str, int]) -> None:

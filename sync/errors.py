@@ -15,3 +15,7 @@ class ReplicaError(SyncError):
 
 class KeyError_(SyncError):
     """Key material is missing or does not open the data (wrong device, crypto-erased)."""
+
+
+class SnapshotUnsupportedError(SyncError):
+    """The cloud does not serve `Sync.Snapshot` (an older cloud): the device pulls from 0 instead."""

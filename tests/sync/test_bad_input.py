@@ -61,8 +61,14 @@ def test_a_server_answering_garbage_is_a_clear_error_and_changes_nothing(cloud, 
         d.outbox.visit("M1", STORE, 0.9)
         with pytest.raises(SyncError, match="not a PushResponse|refused Push"):
             d.sync_once()
+        with pytest.raises(SyncError, match="not a SnapshotPage|refused Snapshot"):
+            d.pull_once()  # a cold replica asks for a snapshot first
+        with d.replica.transaction() as conn:  # a replica with cursors pulls deltas
+            conn.execute("INSERT INTO cursors (stream, seq) VALUES ('members', 0)")
         with pytest.raises(SyncError, match="not a PullResponse|refused Pull"):
             d.pull_once()
+        with d.replica.transaction() as conn:
+            conn.execute("DELETE FROM cursors")
         assert d.status.state == "error"
         assert d.outbox.depth() == 1 and d.replica.counts()["members"] == 0
     finally:
