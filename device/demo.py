@@ -240,7 +240,7 @@ def run_demo(opts: DemoOptions) -> int:
     if not cast.is_dir():
         raise DeviceError(f"--faces {cast}: not a folder (expected one sub-folder per person)")
     if work.exists():
-        for stale in ("cloud.db", "cloud.db-wal", "cloud.db-shm", "cloud.db.key", "mirror", "ca"):
+        for stale in ("cloud.db", "cloud.db-wal", "cloud.db-shm", "cloud.db.key", "mirror", "ca", "pos"):
             p = work / stale
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -288,6 +288,7 @@ def run_demo(opts: DemoOptions) -> int:
                             identifier=build_identifier(cfg), store_id=cfg.device.store_id,
                             timezone=timezone_of(cfg), publish=kiosk.publish, on_result=scorer,
                             paced=not opts.headless)
+            pos = _PosPart(cloud, report, cast, work, kiosk, opts.headless, stop, say)  # π-POS part, below
             timer = None
             if opts.duration > 0:
                 timer = threading.Timer(opts.duration, stop.set)
@@ -298,6 +299,7 @@ def run_demo(opts: DemoOptions) -> int:
                     signal.signal(sig, lambda *_: stop.set())
             started = time.monotonic()
             stats = app.run(stop)
+            payments = pos.finish()
             if timer is not None:
                 timer.cancel()
         replica.close()
@@ -311,6 +313,7 @@ def run_demo(opts: DemoOptions) -> int:
             "frames": stats.frames,
             "seconds": round(time.monotonic() - started, 1),
             "latency_ms": stats.medians() | _pipeline_medians(app.pipeline),
+            "payments": payments,
         }
         if opts.as_json:
             print(json.dumps(summary, ensure_ascii=False), flush=True)
@@ -328,3 +331,66 @@ def _pipeline_medians(pipeline: Any) -> dict[str, float]:
     """Median ms per pipeline stage (detect, embed, ...)."""
     timings = getattr(pipeline, "timings", None)
     return {k: round(v, 1) for k, v in timings.summary().items()} if timings is not None else {}
+
+
+# ---- π-POS part of the demo (owner: π-POS; see device/pos/demo_pos.py) ------------------------------
+
+class _PosPart:
+    """An enrolled π-POS flagship on the demo's kiosk server, with a scripted shopper on its own thread."""
+
+    def __init__(self, cloud: _Cloud, report: dict[str, Any], cast: Path, work: Path, kiosk: Any, headless: bool,
+                 stop: threading.Event, say: Any) -> None:
+        from device.config import load_config
+        from device.pos.build import build_pos_app, connect_gateway
+        from device.pos.demo_pos import ScriptedDepth, _Camera, pick_shopper, run_pos_script
+
+        self.payments: list[dict[str, Any]] = []
+        self.thread: threading.Thread | None = None
+        self.app: Any = None
+        self.gateway: Any = None
+        shopper = pick_shopper(report, cast)
+        if shopper is None:
+            say("demo: π-POS skipped (no enrolled member with a photo to pay with)")
+            return
+        site_id, store_id = report["site_id"], report["store_ids"][0]
+        cfg_path = work / "pos.toml"
+        cfg_path.write_text(
+            f'profile = "pos-flagship"\n[device]\nid = "pos-demo-01"\nsite_id = "{site_id}"\nstore_id = "{store_id}"\n'
+            f'data_dir = "{work / "pos"}"\n[camera]\nuri = "replay:demo"\n[depth_camera]\nuri = "fake-depth:"\n'
+            f'[sync]\ncloud = "127.0.0.1:{cloud.port}"\ninsecure = false\n', encoding="utf-8")
+        token = cloud._admin("ca", "issue-claim-token", "--db", str(cloud.db), "--site-id", site_id,
+                             "--store-id", store_id, "--profile", "pos-flagship").strip()
+        for args in (["enroll", "--config", str(cfg_path), "--cloud", f"127.0.0.1:{cloud.enroll_port}",
+                      f"--claim-token={token}", "--ca-file", str(cloud.ca_dir / "ca.pem")],
+                     ["sync", "--config", str(cfg_path), "--once"]):
+            done = subprocess.run([_script("joyedge"), *args], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise DeviceError(f"π-POS {args[0]} failed: {done.stderr.strip()[-800:]}")
+        cfg = load_config(cfg_path)
+        self.gateway = connect_gateway(cfg)
+        self.app = build_pos_app(cfg, publish=kiosk.publish, camera=_Camera(), depth=ScriptedDepth(),
+                                 fake_hardware=True, gateway=self.gateway)
+        self.app.identifier.gallery.refresh_from(self.app.replica, None)
+        self.app.refresh_credit(force=True)
+        for view in ("pos-cashier", "pos-customer"):
+            kiosk.on_action(view, self.app.on_action(view))
+        say(f"demo: π-POS at {kiosk.url}/pos/cashier and {kiosk.url}/pos/customer")
+
+        def script() -> None:
+            try:
+                self.payments = run_pos_script(self.app, shopper, headless=headless, stop=stop, say=say)
+            except Exception:  # the demo goes on without the counter; the log says why
+                _LOG.exception("π-POS demo script failed")
+
+        self.thread = threading.Thread(target=script, name="pos-demo", daemon=True)
+        self.thread.start()
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Wait for the scripted shopper (one round headless), close the counter; returns the payments."""
+        if self.thread is not None:
+            self.thread.join(timeout=120)
+        if self.app is not None:
+            self.app.replica.close()
+        if self.gateway is not None:
+            self.gateway.close()
+        return self.payments
