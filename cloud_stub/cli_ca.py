@@ -83,7 +83,7 @@ def _run_technician(args: argparse.Namespace, storage: Any, table: Any, prog: st
                                            site_id=args.site_id, name=args.name, hours=args.hours)
         print(json.dumps(out) if args.json else
               f"{prog}: technician {args.name} of {args.site_id}: {out['dir']}/technician.pem (serial "
-              f"{out['serial']}), valid {args.hours:g} h; next: joyprov login --cert-dir {out['dir']}")
+              f"{out['serial']}), valid {args.hours:g} h; next: joyprov status HOST --cert-dir {out['dir']}")
         return 0
     if args.ca_command == "issue-technician-token":
         tok = technicians.create_login_token(storage, site_id=args.site_id, name=args.name, hours=args.hours,
