@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+import numpy as np
+
 from device.gallery import Gallery
 from device.greeting import attract_view, member_view, time_greeting_en, welcome_view
 from device.identity import Decision, Identifier, TrackVotes
@@ -354,6 +356,8 @@ class MirrorApp:
                 best = decision if decision.member_id == verdict else Decision(verdict, votes.best_score, 0.0)
                 self._card = {"id": card, "member_id": verdict, "decision": best, "track": event.track_id}
                 view["card"] = card
+                if self.enrollment is not None:
+                    view["can_enroll"] = True  # "刷脸授权": the member's way to the withdrawal screen
                 self._show(view, "member")
                 return
         if already == "unset":
@@ -409,6 +413,7 @@ class MirrorApp:
             return
         if name == "enroll_start":
             self._card = None
+            self._end_tracks()
             flow.start()
         elif name == "consent_agree":
             flow.agree(action["version"])
@@ -419,6 +424,20 @@ class MirrorApp:
         elif name == "retry":
             flow.retry()
         self._show_enroll()
+
+    def _end_tracks(self) -> None:
+        # The enrollment screen takes the camera; the faces tracked so far end here (counted, forgotten), so
+        # the shopper is looked at afresh afterwards: a member enrolled a moment ago is then recognised.
+        from inference.pipeline import TrackEnded
+
+        tracker = getattr(self.pipeline, "tracker", None)
+        empty = np.zeros((32, 32, 3), np.uint8)
+        for _ in range(64):
+            if tracker is None or not tracker.tracks:
+                break
+            for event in self.pipeline.process(empty, time.monotonic(), None):
+                if isinstance(event, TrackEnded):
+                    self._on_track_end(event.track_id, event.embedded, event.meta)
 
     def _not_me(self, card: dict[str, Any]) -> None:
         decision: Decision = card["decision"]

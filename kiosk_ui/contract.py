@@ -17,7 +17,7 @@ _MIRROR_KEYS: Final[dict[str, dict[str, type]]] = {
                 "can_enroll": bool},
     "member": {
         "greeting": str, "tier": str, "points": int, "tier_keep_points": int, "coupons": list,
-        "stars": int, "visit_cycle": str, "greeting_en": str, "card": str, "find_car": dict,
+        "stars": int, "visit_cycle": str, "greeting_en": str, "card": str, "find_car": dict, "can_enroll": bool,
     },
     "enroll": {
         "step": str, "greeting": str, "greeting_en": str, "consent": dict, "enrolled": bool,

@@ -39,7 +39,7 @@ View-model contract of the "mirror" view (``publish`` validates it; unknown keys
      "content": {"id", "title", "body", "title_en"?, "body_en"?}   # campaign content for an anonymous
                                                                   # shopper (chosen on the device)
     member: "greeting_en"; "card": "c-17" (names this card in the actions below; required for the
-     "not me" and "find my car" buttons to show);
+     "not me" and "find my car" buttons to show); "can_enroll": true shows "刷脸授权" (manage or withdraw);
      "find_car": {"status": "searching" | "found" | "none" | "offline" | "error",
                   "cars": [{"plate": "沪A·***45", "bay": "B2-117"}], "message", "message_en"}
     {"state": "enroll", "step": "scan" | "consent" | "capture" | "done" | "failed" | "withdrawn",

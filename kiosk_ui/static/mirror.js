@@ -1,18 +1,43 @@
-// The 摩镜 page: renders the latest "mirror" view model pushed by kiosk_ui/server.py over SSE.
-// The contract lives in server.py's module docstring. Model data is only ever set with textContent.
+// The 摩镜 page: renders the latest "mirror" view model pushed by kiosk_ui/server.py over SSE, and sends
+// taps back as actions (POST /api/mirror/action). The contract lives in server.py's module docstring.
+// Model data is only ever set with textContent. Chinese by default; the EN button switches the page.
 "use strict";
 
 (function () {
   const VIEW = document.body.dataset.view || "mirror";
-  const STATES = ["attract", "welcome", "member"];
+  const STATES = ["attract", "welcome", "member", "enroll"];
   // A member's card must not stay on a public screen while the device cannot update it: after this
   // long without a stream, fall back to the attract screen (the server resends the model on reconnect).
   const STALE_MS = 20000;
   const RETRY_MS = 1000;
+  const I18N = {
+    zh: {
+      offline: "离线模式", reconnecting: "正在重新连接…", attract_title: "欢迎光临", attract_sub: "请靠近魔镜",
+      enroll_start: "开通刷脸", points: "积分", visit_cycle: "到店频次", find_car: "寻找我的车", not_me: "不是我",
+      coupons: "我的优惠券", no_coupons: "暂无可用优惠券", consent_title: "刷脸服务授权书", version: "版本",
+      agree: "我已阅读并同意", decline: "不同意", withdraw: "撤回刷脸授权", retry: "重试", close: "关闭", manage: "刷脸授权",
+      keep: "保级", stars: "星", liveness: (d, n) => `活体检测 ${d}/${n}`, lang: "EN",
+    },
+    en: {
+      offline: "Offline", reconnecting: "Reconnecting…", attract_title: "Welcome", attract_sub: "Step closer to the mirror",
+      enroll_start: "Sign up with your face", points: "Points", visit_cycle: "Visits", find_car: "Find my car",
+      not_me: "Not me", coupons: "My coupons", no_coupons: "No coupons right now", consent_title: "Face service consent",
+      version: "Version", agree: "I have read and agree", decline: "Decline", withdraw: "Withdraw consent",
+      retry: "Try again", close: "Close", manage: "Face consent", keep: "to keep tier", stars: "stars",
+      liveness: (d, n) => `Liveness ${d}/${n}`, lang: "中文",
+    },
+  };
 
   const $ = (id) => document.getElementById(id);
   let source = null;
   let staleTimer = null;
+  let model = { state: "attract" };
+  // A public screen: the next shopper starts in Chinese again (the attract screen resets the switch).
+  let lang = "zh";
+
+  const t = (key) => I18N[lang][key];
+  // The model's own text in the chosen language: "<key>_en" when English is on and the device sent it.
+  const pick = (obj, key) => (lang === "en" && obj && obj[`${key}_en`]) || (obj ? obj[key] : "");
 
   function setText(id, value) {
     $(id).textContent = value === undefined || value === null ? "" : String(value);
@@ -23,19 +48,53 @@
     return "★".repeat(k) + "☆".repeat(5 - k);
   }
 
+  function applyLanguage() {
+    document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+    document.body.dataset.lang = lang;
+    for (const el of document.querySelectorAll("[data-i18n]")) {
+      const text = t(el.dataset.i18n);
+      if (typeof text === "string") el.textContent = text;
+    }
+    $("lang").textContent = t("lang");
+  }
+
   function clearMember() {
-    for (const id of ["tier", "points", "stars", "visit-cycle"]) setText(id, "");
+    for (const id of ["tier", "points", "stars", "visit-cycle", "car-message"]) setText(id, "");
     $("stars").hidden = true;
     $("visit").hidden = true;
     $("coupons").replaceChildren();
     $("coupons").classList.remove("overflowing");
     $("coupons-empty").hidden = true;
     $("points-bar").style.setProperty("--ratio", "0");
+    $("card-actions").hidden = true;
+    $("car").hidden = true;
+    $("car-list").replaceChildren();
+  }
+
+  function renderCar(fc) {
+    $("car").hidden = !fc;
+    $("car-list").replaceChildren();
+    if (!fc) return;
+    $("car").dataset.status = fc.status;
+    setText("car-message", pick(fc, "message"));
+    const items = (Array.isArray(fc.cars) ? fc.cars : []).map((c) => {
+      const li = document.createElement("li");
+      const bay = document.createElement("span");
+      bay.className = "car-bay";
+      bay.textContent = String(c.bay ?? "");
+      const plate = document.createElement("span");
+      plate.className = "car-plate";
+      plate.textContent = String(c.plate ?? "");
+      li.append(bay, plate);
+      return li;
+    });
+    $("car-list").replaceChildren(...items);
+    $("find-car").disabled = fc.status === "searching";
   }
 
   function renderMember(m) {
     setText("tier", m.tier);
-    setText("points", `${m.points}/${m.tier_keep_points} 保级`);
+    setText("points", `${m.points}/${m.tier_keep_points} ${t("keep")}`);
     const ratio = m.tier_keep_points > 0 ? Math.min(1, Math.max(0, m.points / m.tier_keep_points)) : 1;
     $("points-bar").style.setProperty("--ratio", String(ratio));
     $("points-bar").classList.toggle("kept", ratio >= 1);
@@ -43,10 +102,14 @@
     const hasStars = typeof m.stars === "number";
     setText("stars", hasStars ? starText(m.stars) : "");
     $("stars").hidden = !hasStars;
-    if (hasStars) $("stars").setAttribute("aria-label", `${m.stars} 星`);
+    if (hasStars) $("stars").setAttribute("aria-label", `${m.stars} ${t("stars")}`);
 
     setText("visit-cycle", m.visit_cycle);
     $("visit").hidden = !m.visit_cycle;
+    $("card-actions").hidden = typeof m.card !== "string";
+    $("manage-consent").hidden = m.can_enroll !== true;
+    $("find-car").disabled = false;
+    renderCar(m.find_car);
 
     const items = (Array.isArray(m.coupons) ? m.coupons : []).map((c) => {
       const li = document.createElement("li");
@@ -66,25 +129,72 @@
     requestAnimationFrame(() => list.classList.toggle("overflowing", list.scrollHeight > list.clientHeight + 1));
   }
 
-  function render(model) {
-    const m = model && typeof model === "object" ? model : {};
+  function renderWelcome(m) {
+    const c = m.content && typeof m.content === "object" ? m.content : null;
+    $("content").hidden = !c;
+    setText("content-title", c ? pick(c, "title") : "");
+    setText("content-body", c ? pick(c, "body") : "");
+    $("enroll-btn").hidden = m.can_enroll !== true;
+  }
+
+  function renderEnroll(m) {
+    document.body.dataset.step = m.step || "";
+    document.body.dataset.enrolled = String(m.enrolled === true);
+    setText("enroll-prompt", pick(m, "prompt"));
+    const consent = m.consent && typeof m.consent === "object" ? m.consent : null;
+    setText("consent-text", consent ? pick(consent, "text") : "");
+    setText("consent-version", consent ? consent.version : "");
+    const progress = Number(m.progress) || 0;
+    document.querySelectorAll("#capture-dots li").forEach((li, i) => li.classList.toggle("on", i < progress));
+    const total = Number(m.liveness_total) || 0;
+    setText("liveness", total ? t("liveness")(Number(m.liveness_done) || 0, total) : "");
+  }
+
+  function render(next) {
+    const m = next && typeof next === "object" ? next : {};
+    model = m;
     const state = STATES.includes(m.state) ? m.state : "attract";
     const changed = document.body.dataset.state !== state;
+    if (state === "attract" && lang !== "zh") {
+      lang = "zh";
+      applyLanguage();
+    }
     document.body.dataset.state = state;
     $("offline").hidden = m.offline !== true;
     setText("device", m.device);
 
     // Every field not part of the new state is emptied, not just hidden: no stale personal data in the DOM.
-    setText("greeting", state === "attract" ? "" : m.greeting);
-    setText("message", state === "welcome" ? m.message : "");
+    setText("greeting", state === "attract" ? "" : pick(m, "greeting"));
+    setText("message", state === "welcome" || state === "enroll" ? pick(m, "message") : "");
     if (state === "member") renderMember(m);
     else clearMember();
+    if (state === "welcome") renderWelcome(m);
+    else renderWelcome({});
+    if (state === "enroll") renderEnroll(m);
+    else renderEnroll({ step: "" });
 
     if (changed && state !== "attract") {
       const panel = $("panel");
       panel.classList.remove("enter");
       void panel.offsetWidth; // restart the entrance animation
       panel.classList.add("enter");
+    }
+  }
+
+  async function send(name) {
+    const action = { action: name };
+    if (name === "find_car" || name === "not_me") action.card = model.card;
+    if (name === "consent_agree") action.version = model.consent ? model.consent.version : "";
+    try {
+      const resp = await fetch(`/api/${encodeURIComponent(VIEW)}/action`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(action),
+        credentials: "same-origin",
+      });
+      if (!resp.ok) console.warn("mirror: action refused", name, resp.status);
+    } catch (err) {
+      console.warn("mirror: action not sent", name, err);
     }
   }
 
@@ -103,15 +213,15 @@
     source = new EventSource(`/events/${encodeURIComponent(VIEW)}`);
     source.addEventListener("open", () => setConnected(true));
     source.addEventListener("message", (event) => {
-      let model;
+      let next;
       try {
-        model = JSON.parse(event.data);
+        next = JSON.parse(event.data);
       } catch (err) {
         console.warn("mirror: unreadable view model", err);
         return;
       }
       setConnected(true);
-      render(model);
+      render(next);
     });
     source.addEventListener("error", () => {
       setConnected(false);
@@ -124,6 +234,18 @@
     });
   }
 
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.id === "lang") {
+      lang = lang === "zh" ? "en" : "zh";
+      applyLanguage();
+      render(model);
+    } else if (button.dataset.action) {
+      send(button.dataset.action);
+    }
+  });
   window.addEventListener("contextmenu", (event) => event.preventDefault()); // no long-press menu on touch
+  applyLanguage();
   connect();
 })();

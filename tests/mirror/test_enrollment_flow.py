@@ -1,0 +1,50 @@
+"""The enrollment flow on its own, with the real models: a presentation attack and wrong codes never enroll."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from device.gallery import Gallery
+from device.identity import Identifier
+from device.mirror.enrollment import CONSENT_VERSION, QR_PREFIX, EnrollmentFlow
+from sync.outbox import Outbox
+from tests.mirror.conftest import NEW_MEMBER, head_turn_frames, qr_frame, spoof_frames
+
+
+@pytest.mark.usefixtures("fast_flows")
+def test_printed_photo_fails_liveness_and_nothing_is_recorded(mirror_device, models, shared_data):
+    """GIVEN a member at the consent step WHEN a printed photo is held up THEN the challenge times out,
+    the step is "failed" with the reason, and no template reaches the outbox; a retry with a live
+    (moving) face then enrolls."""
+    daemon = mirror_device("mirror-s")
+    daemon.sync_once()
+    outbox = Outbox(daemon.replica)
+    flow = EnrollmentFlow(replica=daemon.replica, outbox=outbox, detector=models["detector"],
+                          landmarker=models["landmarker"], embedder=models["embedder"],
+                          identifier=Identifier(Gallery(), threshold=0.93, min_margin=0.02), rng=random.Random(1))
+    flow.start()
+    assert not flow.on_code("6901234567892") and flow.step == "scan" and flow.view()["message"]
+    assert not flow.on_code(QR_PREFIX + "M-nobody") and flow.step == "scan"
+    assert flow.feed(qr_frame(QR_PREFIX + NEW_MEMBER), 0.0) and flow.step == "consent"
+    flow.agree("face-consent-v0")  # an outdated text is not consent
+    assert flow.step == "consent"
+    flow.agree(CONSENT_VERSION)
+    assert flow.step == "capture"
+    t = 0.0
+    photo = spoof_frames(shared_data)[0]
+    while flow.step == "capture" and t < 60:
+        flow.feed(photo, t)
+        t += 0.25
+    assert flow.step == "failed" and "活体" in flow.view()["message"]
+    assert [e.WhichOneof("payload") for e in outbox.pending()] == []
+    flow.retry()
+    for i, frame in enumerate(head_turn_frames(shared_data) * 2):
+        if flow.step != "capture":
+            break
+        flow.feed(frame, 100 + i * 0.08)
+    assert flow.step == "done", flow.view()
+    [event] = outbox.pending()
+    assert event.enrollment.member_id == NEW_MEMBER and event.enrollment.consent_text_version == CONSENT_VERSION
+    assert len(event.enrollment.vector) == 128 * 4
