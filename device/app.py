@@ -24,15 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-import numpy as np
-
 from device.gallery import Gallery
 from device.greeting import attract_view, member_view, time_greeting_en, welcome_view
 from device.identity import Decision, Identifier, TrackVotes
+from device.mirror.actions import TouchActions
 from device.mirror.content import choose
 from device.mirror.enrollment import EnrollmentFlow, member_codes
 from device.mirror.features import MirrorFeatures, ShopperAttributes
-from device.mirror.find_car import CarResult, LookupWorker
+from device.mirror.find_car import LookupWorker
 from device.mirror.traffic import TrafficAggregator
 from drivers.camera.base import CameraSource, Frame
 from drivers.errors import CameraError
@@ -86,7 +85,7 @@ class RunStats:
         return {k: round(statistics.median(v), 1) for k, v in self.latency_ms.items() if v}
 
 
-class MirrorApp:
+class MirrorApp(TouchActions):
     """One mirror: owns the per-track identification state and publishes the mirror view."""
 
     def __init__(
@@ -375,82 +374,6 @@ class MirrorApp:
         attrs = self.features.shopper(frame.image, track.detection)
         self.stats.add("attributes", (time.perf_counter() - t0) * 1000)
         return attrs
-
-    # -- touch actions -------------------------------------------------------------------------------
-
-    def _drain_actions(self) -> None:
-        while True:
-            try:
-                action = self._actions.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self._act(action)
-            except SyncError as err:  # e.g. a full disk while recording feedback: the mirror goes on
-                _LOG.error("mirror action %s failed: %s", action.get("action"), err)
-
-    def _act(self, action: dict[str, Any]) -> None:
-        name = action["action"]
-        card = self._card
-        if name in ("_car", "find_car", "not_me"):
-            if card is None or action.get("card") != card["id"] or self._view.get("card") != card["id"]:
-                _LOG.info("mirror: %s for card %s ignored: that card is no longer shown", name, action.get("card"))
-                return
-            if name == "_car":
-                result: CarResult = action["result"]
-                self._show({**self._view, "find_car": result.view()})
-            elif name == "find_car":
-                self._show({**self._view, "find_car": {"status": "searching", "message": "正在查询车位…",
-                                                       "message_en": "Looking for your car…"}})
-                assert self._lookup is not None
-                self._lookup.submit(card["id"], card["member_id"])
-            else:
-                self._not_me(card)
-            return
-        flow = self.enrollment
-        if flow is None:
-            _LOG.info("mirror: %s ignored: enrollment is not available on this mirror", name)
-            return
-        if name == "enroll_start":
-            self._card = None
-            self._end_tracks()
-            flow.start()
-        elif name == "consent_agree":
-            flow.agree(action["version"])
-        elif name in ("consent_decline", "cancel"):
-            flow.cancel()
-        elif name == "withdraw":
-            flow.withdraw()
-        elif name == "retry":
-            flow.retry()
-        self._show_enroll()
-
-    def _end_tracks(self) -> None:
-        # The enrollment screen takes the camera; the faces tracked so far end here (counted, forgotten), so
-        # the shopper is looked at afresh afterwards: a member enrolled a moment ago is then recognised.
-        from inference.pipeline import TrackEnded
-
-        tracker = getattr(self.pipeline, "tracker", None)
-        empty = np.zeros((32, 32, 3), np.uint8)
-        for _ in range(64):
-            if tracker is None or not tracker.tracks:
-                break
-            for event in self.pipeline.process(empty, time.monotonic(), None):
-                if isinstance(event, TrackEnded):
-                    self._on_track_end(event.track_id, event.embedded, event.meta)
-
-    def _not_me(self, card: dict[str, Any]) -> None:
-        decision: Decision = card["decision"]
-        factor = self.identifier.not_me(decision, self.replica)  # device table + outbox, one transaction
-        _LOG.info("mirror: \"not me\" on card %s (member %s, template %s → factor %s)", card["id"],
-                  card["member_id"], decision.template_id or "?", factor)
-        track = card["track"]
-        self._refused.add(track)
-        self._greeted[track] = None
-        self._votes.pop(track, None)
-        self._card = None
-        self._show(self._welcome(track, ("抱歉认错了，感谢您的反馈", "Sorry for the mix-up, thanks for telling us")),
-                   "welcome")
 
     def _record_visit(self, member_id: str, score: float) -> None:
         # The visit and its outbox row commit together (Outbox.visit); a full disk costs the visit
