@@ -261,7 +261,7 @@ def run_demo(opts: DemoOptions) -> int:
         cfg = load_config(cfg_path)
         done = subprocess.run([_script("joyedge"), "enroll", "--config", str(cfg_path),
                                "--cloud", f"127.0.0.1:{cloud.enroll_port}",
-                               "--claim-token", cloud.claim_token(site_id, store_id), "--ca-file", str(ca_pem)],
+                               f"--claim-token={cloud.claim_token(site_id, store_id)}", "--ca-file", str(ca_pem)],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise DeviceError(f"enrollment failed: {done.stderr.strip()[-800:]}")
