@@ -112,10 +112,12 @@ def test_member_is_greeted_and_stranger_gets_neutral_welcome(tmp_path, cloud):
     # Nothing personal in a welcome: the greeting, and generic campaign content (issue 7) in both languages.
     impersonal = {"state", "greeting", "message", "greeting_en", "message_en", "content", "can_enroll", "offline", "device"}
     assert welcomes and all(set(w) <= impersonal and "card" not in w for w in welcomes)
-    # Nothing about the stranger is kept: no file other than the replica, identity keys and the sync
-    # daemon's metrics appeared.
+    # Nothing about the stranger is kept: no file other than the replica, identity keys, the sync
+    # daemon's metrics and the processes' text logs (issue 8: logs/<process>.log) appeared.
     files = sorted(p.relative_to(tmp_path / "dev").as_posix() for p in (tmp_path / "dev").rglob("*") if p.is_file())
-    assert [f for f in files if not f.startswith(("replica.db", "identity/", "sync.prom"))] == []
+    assert [f for f in files if not f.startswith(("replica.db", "identity/", "sync.prom", "logs/"))] == []
+    for log_file in (tmp_path / "dev" / "logs").glob("*.log*"):
+        log_file.read_text(encoding="utf-8")  # text lines only, never image bytes
 
 
 def test_demo_headless_greets_members_and_reports_unknowns(tmp_path):
