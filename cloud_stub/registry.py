@@ -38,7 +38,8 @@ def create_claim_token(storage: Storage, *, site_id: str, store_id: str, profile
     ttl = ttl_s or DEFAULT_TOKEN_TTL_S
     if not 0 < ttl <= MAX_TOKEN_TTL_S:
         raise InvalidRequestError(f"ttl_s must be between 1 and {MAX_TOKEN_TTL_S} seconds, got {ttl_s}")
-    token = secrets.token_urlsafe(24)
+    # A prefix keeps a token from starting with "-", which a shell command line would read as an option.
+    token = "jc-" + secrets.token_urlsafe(24)
     now = now_ms()
     with storage.transaction("create claim token") as conn:
         got = conn.execute("SELECT site_id FROM stores WHERE store_id = ?", (store_id,)).fetchone()
