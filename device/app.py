@@ -145,6 +145,7 @@ class MirrorApp(TouchActions):
         self._shoppers: dict[int, ShopperAttributes] = {}
         self._track_started_ms: dict[int, int] = {}
         self._refused: set[int] = set()  # tracks whose shopper said "not me"
+        self._accepted: dict[int, Decision] = {}  # the latest accepted decision per track
         self._result_since: float | None = None
         self._lookup: LookupWorker | None = None
 
@@ -342,6 +343,8 @@ class MirrorApp(TouchActions):
         self.stats.add("match", (time.perf_counter() - t0) * 1000)
         votes = self._votes.setdefault(event.track_id, TrackVotes())
         votes.add(decision)
+        if decision.member_id is not None:
+            self._accepted[event.track_id] = decision  # what "not me" will lower, if pressed
         self._meta[event.track_id] = dict(event.meta or {})
         verdict = votes.verdict() if event.track_id not in self._refused else None
         already = self._greeted.get(event.track_id, "unset")
@@ -352,7 +355,7 @@ class MirrorApp(TouchActions):
                 self._record_visit(verdict, decision.score)
                 self._greeted[event.track_id] = verdict
                 card = f"c-{next(self._cards)}"
-                best = decision if decision.member_id == verdict else Decision(verdict, votes.best_score, 0.0)
+                best = self._accepted.get(event.track_id, decision)
                 self._card = {"id": card, "member_id": verdict, "decision": best, "track": event.track_id}
                 view["card"] = card
                 if self.enrollment is not None:
@@ -387,6 +390,7 @@ class MirrorApp(TouchActions):
         now_ms = int(self.clock() * 1000)
         attrs = self._shoppers.pop(track_id, ShopperAttributes())
         self._refused.discard(track_id)
+        self._accepted.pop(track_id, None)
         self.traffic.add(started_ms=self._track_started_ms.pop(track_id, now_ms), ended_ms=now_ms,
                          age_band=attrs.age_band, gender=attrs.gender, orientation=attrs.orientation)
         votes = self._votes.pop(track_id, None)

@@ -168,11 +168,16 @@ def test_enrollment_with_consent_then_withdrawal_reaches_both_devices(page: Page
         kinds = [e.WhichOneof("payload") for e in Outbox(a.replica).pending()]
         assert kinds.count("enrollment") == 1
 
-        a.sync_once()  # push the enrollment, pull the template back
+        a.sync_once()  # push the enrollment
+        a.sync_once()  # and pull the template back (a Pull in the same cycle may not see the push yet)
         b.sync_once()
+        assert [t.member_id for t in a.replica.templates()].count(NEW_MEMBER) == 1
         assert mirror_cloud.templates_of(NEW_MEMBER) == 1
         assert [t.member_id for t in b.replica.templates()].count(NEW_MEMBER) == 1
+        mirror.scene.show([BLANK])  # she steps away and comes back, facing the mirror
         page.locator("#cancel").click()
+        expect(body).to_have_attribute("data-state", "attract", timeout=UI_S)
+        mirror.scene.show(turns[8:20])
         expect(body).to_have_attribute("data-state", "member", timeout=FLOW_S)  # A now knows her face
         expect(page.locator("#greeting")).to_contain_text(mask_name(NEW_NAME))
 
