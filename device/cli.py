@@ -17,6 +17,7 @@ VERSION = "0.1.0"
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app import MirrorApp
     from device.assemble import build_identifier, build_pipeline, open_replica, timezone_of
+    from device.mirror.features import build_features
     from drivers.camera import open_camera
     from kiosk_ui.server import KioskServer
 
@@ -38,10 +39,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     with KioskServer(cfg.ui.host, cfg.ui.port) as kiosk:
         print(f"joyedge: mirror on {kiosk.url}/mirror", flush=True)
+        features = build_features(cfg)
         app = MirrorApp(camera=camera, pipeline=build_pipeline(cfg), replica=replica,
                         identifier=build_identifier(cfg), store_id=cfg.device.store_id,
-                        timezone=timezone_of(cfg), publish=kiosk.publish)
-        app.run(stop)
+                        timezone=timezone_of(cfg), publish=kiosk.publish,
+                        features=features, on_action=kiosk.on_action)
+        try:
+            app.run(stop)
+        finally:
+            features.close()
     replica.close()
     return 0
 

@@ -233,6 +233,7 @@ def run_demo(opts: DemoOptions) -> int:
     """Run the demo; returns the process exit code."""
     from device.assemble import build_identifier, build_pipeline, open_replica, timezone_of
     from device.config import load_config
+    from device.mirror.features import build_features
     from kiosk_ui.server import KioskServer
 
     work = opts.workdir.resolve()
@@ -284,10 +285,11 @@ def run_demo(opts: DemoOptions) -> int:
         with KioskServer(cfg.ui.host, cfg.ui.port) as kiosk:
             say(f"demo: mirror at {kiosk.url}/mirror ({len(frames)} people walking by"
                 + (", Ctrl-C to stop)" if not opts.headless else ")"))
+            features = build_features(cfg)
             app = MirrorApp(camera=camera, pipeline=build_pipeline(cfg), replica=replica,
                             identifier=build_identifier(cfg), store_id=cfg.device.store_id,
                             timezone=timezone_of(cfg), publish=kiosk.publish, on_result=scorer,
-                            paced=not opts.headless)
+                            paced=not opts.headless, features=features, on_action=kiosk.on_action)
             pos = _PosPart(cloud, report, cast, work, kiosk, opts.headless, stop, say)  # π-POS part, below
             timer = None
             if opts.duration > 0:
@@ -298,7 +300,10 @@ def run_demo(opts: DemoOptions) -> int:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, lambda *_: stop.set())
             started = time.monotonic()
-            stats = app.run(stop)
+            try:
+                stats = app.run(stop)
+            finally:
+                features.close()
             payments = pos.finish()
             if timer is not None:
                 timer.cancel()
