@@ -24,6 +24,11 @@ from device.errors import DeviceError
 AUTHORIZE_DEADLINE_S = 4.0  # a customer is waiting at the counter: fall back to offline quickly
 CALL_DEADLINE_S = 5.0
 _OFFLINE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# After the cloud comes back, a channel in reconnect backoff would fail every call at once for up
+# to gRPC's default 2 min; keep the backoff short and let each call wait (within its deadline) for
+# the connection, so the first sale after an outage goes online again.
+RECONNECT_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
+                     ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
 class PaymentError(DeviceError):
@@ -72,7 +77,7 @@ class PaymentGateway:
             host = target.rsplit(":", 1)[0].strip("[]")
             if not (host in ("localhost", "::1") or host.startswith("127.")):
                 raise PaymentError(f"refusing plain-text payments to {target}: allowed on loopback only")
-            channel = grpc.insecure_channel(target)
+            channel = grpc.insecure_channel(target, options=RECONNECT_OPTIONS)
         else:
             from sync.errors import SyncError
             from sync.identity import DeviceIdentity
@@ -81,12 +86,13 @@ class PaymentGateway:
                 ident = DeviceIdentity.load(identity_dir)
             except SyncError as err:
                 raise PaymentError(f"no device identity for payments: {err} (run `joyedge enroll`)") from err
-            channel = grpc.secure_channel(target, ident.channel_credentials(), options=ident.channel_options())
+            channel = grpc.secure_channel(target, ident.channel_credentials(),
+                                          options=[*ident.channel_options(), *RECONNECT_OPTIONS])
         return cls(channel, device_id=device_id, store_id=store_id)
 
     def _call(self, name: str, fn: Callable[..., Any], request: Any, timeout: float) -> Any:
         try:
-            return fn(request, timeout=timeout)
+            return fn(request, timeout=timeout, wait_for_ready=True)
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             detail = err.details() if hasattr(err, "details") else str(err)
