@@ -8,7 +8,9 @@ backlog); with an unpaced replay it blocks instead, so a recorded clip is proces
 Touch actions from the page (find my car, not me, enrollment taps) arrive on the kiosk server's HTTP
 threads and are only queued there; this loop takes them between frames, so every state change of
 the mirror happens on one thread. Car lookups wait for the cloud on their own worker thread.
-The `offline` flag of every model comes from the sync status the daemon stores in the replica.
+The `offline` flag of every model comes from the sync status the daemon stores in the replica; the
+`degraded` line from the peripheral supervisor (`set_degraded`, any thread). The loop itself pings
+systemd's watchdog (sync.notify.Watchdog), so a wedged inference loop gets the process restarted.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from device.mirror.traffic import TrafficAggregator
 from drivers.camera.base import CameraSource, Frame
 from drivers.errors import CameraError
 from sync.errors import SyncError
+from sync.notify import Watchdog
 from sync.outbox import Outbox, read_status
 from sync.replica import Replica
 
@@ -148,6 +151,14 @@ class MirrorApp(TouchActions):
         self._accepted: dict[int, Decision] = {}  # the latest accepted decision per track
         self._result_since: float | None = None
         self._lookup: LookupWorker | None = None
+        self._degraded = ""  # the supervisor's line ("呼叫按钮未连接 · 请检查USB线"), "" when all is well
+        self._degraded_changed = threading.Event()
+        self.watchdog = Watchdog()
+
+    def set_degraded(self, text: str) -> None:
+        """Peripheral health changed (any thread): the loop re-publishes the glass with it."""
+        self._degraded = text
+        self._degraded_changed.set()
 
     # -- gallery -----------------------------------------------------------------------------
 
@@ -216,8 +227,10 @@ class MirrorApp(TouchActions):
         halt = threading.Event()  # ends capture however this loop ends, even by an exception
         capture = threading.Thread(target=self._capture, args=(frames, halt), name="camera-capture", daemon=True)
         capture.start()
+        self.watchdog.ready()
         try:
             while not stop.is_set():
+                self.watchdog.ping()
                 try:
                     item = frames.get(timeout=0.2)
                 except queue.Empty:
@@ -239,6 +252,9 @@ class MirrorApp(TouchActions):
 
     def _idle(self) -> None:
         self._drain_actions()
+        if self._degraded_changed.is_set():
+            self._degraded_changed.clear()
+            self._show(self._view)
         now = time.monotonic()
         if now - self._last_reload_check >= RELOAD_CHECK_S:
             self._last_reload_check = now
@@ -269,6 +285,8 @@ class MirrorApp(TouchActions):
             model["offline"] = True
         if self.features.device_name:
             model["device"] = self.features.device_name
+        if self._degraded:
+            model["degraded"] = self._degraded
         self.publish("mirror", model)
 
     def _check_status(self, force: bool = False) -> None:

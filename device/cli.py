@@ -30,11 +30,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg.profile in ("pos-flagship", "pos-mobile"):  # π-POS: its own app (device/pos/run.py)
         from device.pos.run import run_pos
 
-        return run_pos(cfg, camera_uri=args.camera, loop=args.loop, stop=stop_on_signals())
+        return run_pos(cfg, camera_uri=args.camera, loop=args.loop, stop=stop_on_signals(),
+                       fake_hardware=args.fake_hardware)
     if cfg.profile != "mirror":
         raise DeviceError(f"profile {cfg.profile}: no device app for it")
-    camera = open_camera(cfg.camera.uri, width=cfg.camera.width, height=cfg.camera.height,
-                         fps=cfg.camera.fps, loop=args.loop)
+    from device.health import mirror_peripherals, start_supervisor
+    from device.peripherals import build_peripherals
+
+    built = build_peripherals(cfg, fake=args.fake_hardware)
+    if args.fake_hardware and not args.camera:
+        camera = built["camera"].device  # the fake twin: a developer runs the profile without a camera
+    else:
+        camera = open_camera(cfg.camera.uri, width=cfg.camera.width, height=cfg.camera.height,
+                             fps=cfg.camera.fps, loop=args.loop)
     replica = open_replica(cfg)
     stop = stop_on_signals()
     with KioskServer(cfg.ui.host, cfg.ui.port) as kiosk:
@@ -44,9 +52,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                         identifier=build_identifier(cfg), store_id=cfg.device.store_id,
                         timezone=timezone_of(cfg), publish=kiosk.publish,
                         features=features, on_action=kiosk.on_action)
+        # The camera is the app's; the rest (the call button) is probed by the supervisor.
+        supervisor = start_supervisor(mirror_peripherals(built),
+                                      on_degraded=lambda text, _missing, _name: app.set_degraded(text))
         try:
             app.run(stop)
         finally:
+            supervisor.stop()
             features.close()
     replica.close()
     return 0
@@ -101,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--camera", help="camera URI: replay:DIR | video:FILE | v4l2:/dev/video0 | picamera2:")
     run.add_argument("--port", type=int, help="kiosk UI port (default from config: 8080)")
     run.add_argument("--loop", action="store_true", help="loop a replay camera")
+    run.add_argument("--fake-hardware", action="store_true",
+                     help="use the peripherals' fake twins (and a fake camera unless --camera)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="the whole system on this machine: cloud, sync, a mirror, the UI")

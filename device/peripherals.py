@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +18,7 @@ from typing import Any
 
 from device.config import DeviceConfig
 from device.errors import DeviceError
+from sync.notify import sd_notify as sd_notify  # re-exported for callers that know it from here
 
 _LOG = logging.getLogger(__name__)
 
@@ -184,23 +183,6 @@ class Health:
 Probe = Callable[[Peripheral], Health]
 
 
-def sd_notify(message: str) -> bool:
-    """Tell systemd (Type=notify, WatchdogSec) we are alive; a no-op outside systemd."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]  # abstract namespace socket
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.connect(addr)
-            s.sendall(message.encode())
-        return True
-    except OSError as err:
-        _LOG.debug("sd_notify failed: %s", err)
-        return False
-
-
 class PeripheralSupervisor:
     """Probes every peripheral on its own thread; unplugged → missing (device degraded) → recovered."""
 
@@ -262,7 +244,8 @@ class PeripheralSupervisor:
             return self._cond.wait_for(lambda: self.states.get(name, Health("", "")).status == status, timeout)
 
     def _run(self) -> None:
-        sd_notify("READY=1")
+        # No sd_notify here: READY/WATCHDOG come from the app's own loop (sync.notify.Watchdog), so a
+        # wedged frame loop is restarted even while this thread still runs.
         while True:
             with self._cond:
                 if self._stop:
@@ -279,7 +262,6 @@ class PeripheralSupervisor:
                     _LOG.exception("peripheral %s: probe failed", name)
                     with self._cond:
                         self._due[name] = time.monotonic() + BACKOFF_MAX_S
-            sd_notify("WATCHDOG=1")
 
     def start(self) -> PeripheralSupervisor:
         """Start the supervising thread."""

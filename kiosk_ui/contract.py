@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from kiosk_ui.errors import KioskError
 
-_COMMON_KEYS = {"state": str, "offline": bool, "device": str}
+_COMMON_KEYS = {"state": str, "offline": bool, "device": str, "degraded": str}
 _MIRROR_KEYS: Final[dict[str, dict[str, type]]] = {
     "attract": {},
     "welcome": {"greeting": str, "message": str, "greeting_en": str, "message_en": str, "content": dict,

@@ -9,7 +9,8 @@ customer-facing screen by accident)::
              "message": "中文 · English", "offline": false, "device": "pos-01", "mode": "online"|"offline"|"cash"|""}
     customer + {"challenge": "请向左转头 · Turn your head left", "points": 108, "tries_left": 2}
     cashier  + {"items": [{"name": "可乐", "amount": "3.50"}], "receipt": "3f2a…", "refund": "…",
-                "peripherals": "printer ok"}
+                "peripherals": "printer ok",
+                "degraded": "打印机未连接 · 请检查USB线"}   # "" or absent when every peripheral is ok
 
 Touch actions (``POST /api/<view>/action``, exact fields)::
 
@@ -31,7 +32,7 @@ _COMMON: Final = {"state": str, "amount": str, "due": str, "discount": str, "cou
                   "message": str, "offline": bool, "device": str, "mode": str}
 _KEYS: Final = {
     "pos-customer": _COMMON | {"challenge": str, "points": int, "tries_left": int},
-    "pos-cashier": _COMMON | {"items": list, "receipt": str, "refund": str, "peripherals": str},
+    "pos-cashier": _COMMON | {"items": list, "receipt": str, "refund": str, "peripherals": str, "degraded": str},
 }
 POS_ACTIONS: Final[dict[str, dict[str, dict[str, type]]]] = {
     "pos-cashier": {"amount": {"cents": int}, "scan": {"code": str}, "cash": {}, "new": {},

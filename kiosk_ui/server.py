@@ -33,6 +33,7 @@ View-model contract of the "mirror" view (``publish`` validates it; unknown keys
     Optional in every state:
      "offline": true                              # a small "离线模式" banner
      "device": "mirror-01"                        # the device name, in small print
+     "degraded": "呼叫按钮未连接 · 请检查USB线"      # a peripheral is missing: small print for staff
 
     Mirror extras (issue 7; all optional unless said):
     welcome: "greeting_en", "message_en"; "can_enroll": true shows the "开通刷脸" button;
@@ -52,7 +53,7 @@ View-model contract of the "mirror" view (``publish`` validates it; unknown keys
      "message", "message_en"}                     # the outcome or the reason of a failure
 
 Types: greeting, message, tier, title, hint, visit_cycle and device are strings; points, tier_keep_points
-and stars are integers (not bools); offline is a bool.
+and stars are integers (not bools); offline is a bool; degraded is a string.
 
 Touch actions (``POST /api/<view>/action``)
 -------------------------------------------

@@ -27,6 +27,7 @@ from api.v1 import sync_pb2
 from sync.client import PULL_DEADLINE_S, SyncClient, backoff_delays
 from sync.errors import CloudUnavailableError, SnapshotUnsupportedError, SyncError
 from sync.identity import DeviceIdentity
+from sync.notify import Watchdog
 from sync.outbox import Outbox, write_status
 from sync.replica import STREAM_NAMES, Replica
 from sync.snapshot import apply_snapshot
@@ -112,6 +113,7 @@ class SyncDaemon:
         self._last_publish = 0.0
         self._max_changes = MAX_CHANGES
         self._snapshots = True  # False once the cloud answered that it serves no Snapshot
+        self.watchdog = Watchdog()  # pinged by the pull loop (the main thread) only: a wedged pull restarts us
 
     # -- one round of each ----------------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class SyncDaemon:
                     name = STREAM_NAMES.get(batch.stream, "?")
                     applied[name] = applied.get(name, 0) + self.replica.apply_batch(batch)
                 self._ok(caught_up=not more)
+                self.watchdog.ping()  # a long catch-up is progress, not a hang
                 if not more:
                     break
         return False
@@ -250,9 +253,11 @@ class SyncDaemon:
         """Push and pull until `stop` is set; each loop backs off with jitter while the cloud is away."""
         pusher = threading.Thread(target=self._loop, args=(stop, self._push_step), name="sync-push")
         pusher.start()
+        self.watchdog.ready()
         try:
-            self._loop(stop, self._pull_step)
+            self._loop(stop, self._pull_step, main=True)
         finally:
+            self.watchdog.stopping()
             stop.set()
             pusher.join()
             self.publish(force=True)
@@ -300,9 +305,11 @@ class SyncDaemon:
             _LOG.info("sync: pushed %s", ", ".join(f"{k}={v}" for k, v in counts.items() if v))
         return PUSH_POLL_S
 
-    def _loop(self, stop: threading.Event, step: Callable[[], float]) -> None:
+    def _loop(self, stop: threading.Event, step: Callable[[], float], main: bool = False) -> None:
         delay = backoff_delays(BACKOFF_INITIAL_S, BACKOFF_MAX_S)
         while not stop.is_set():
+            if main:  # each turn is bounded: deadline + long poll (30 s) or a backoff wait (≤ 60 s)
+                self.watchdog.ping()
             try:
                 wait = step()
                 delay = backoff_delays(BACKOFF_INITIAL_S, BACKOFF_MAX_S)

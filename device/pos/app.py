@@ -5,6 +5,10 @@ are only queued there. While the checkout waits for a face the loop runs the fac
 are read only then); after a sale it prints the receipt, opens the drawer for cash and shows the
 amount on the customer display. A scanned receipt QR starts a refund; any other code is looked up in
 the catalogue. In idle time it refreshes the JOY-CRED offline limits of the gallery's members.
+
+Peripheral health comes from the supervisor (`set_health`, any thread): the cashier screen shows its
+line; a held device (scanner, customer display) whose handle broke is left alone until the supervisor
+sees it back, then reopened here. The loop pings systemd's watchdog (sync.notify.Watchdog).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from device.pos.receipt import refund_receipt, sale_id_from_qr, sale_receipt, yu
 from device.pos.refund import refund_by_qr
 from device.pos.views import cashier_view, customer_view
 from drivers.errors import DriverError
+from sync.notify import Watchdog
 
 _LOG = logging.getLogger(__name__)
 
@@ -61,6 +66,41 @@ class PosApp:
         self._published = -1
         self._next_credit = 0.0
         self._cancel_face = threading.Event()
+        self.degraded = ""  # the supervisor's line for the cashier ("打印机未连接 · 请检查USB线")
+        self.lost: set[str] = set()  # held devices (scanner, customer_display) whose handle broke
+        self._back: set[str] = set()  # … that the supervisor has seen present again
+        self._health_lock = threading.Lock()
+        self._health_changed = False
+        self.watchdog = Watchdog()
+        self.peripherals: dict[str, Any] = {}  # name → device.peripherals.Peripheral (set by build_pos_app)
+
+    def set_health(self, text: str, missing: list[str]) -> None:
+        """Peripheral health changed (supervisor thread): the loop republishes and reopens what is back."""
+        with self._health_lock:
+            self.degraded = text
+            self._back |= {n for n in ("scanner", "customer_display") if n not in missing}
+            self._health_changed = True
+
+    def _apply_health(self) -> bool:
+        with self._health_lock:
+            changed, self._health_changed = self._health_changed, False
+            back, self._back = self._back & self.lost, set()
+        for name in back:
+            device = self.scanner if name == "scanner" else self.display
+            try:
+                device.close()
+                device.open()
+                self.lost.discard(name)
+                _LOG.info("%s reopened", name)
+            except DriverError as err:
+                _LOG.warning("%s: still not usable: %s", name, err)
+        return changed
+
+    def _lose(self, name: str, err: DriverError) -> None:
+        # Logged once, not every tick: the supervisor owns retrying and tells the cashier.
+        if name not in self.lost:
+            _LOG.warning("%s: %s (waiting for it to come back)", name, err)
+            self.lost.add(name)
 
     # -- inputs --------------------------------------------------------------------------------------
 
@@ -173,12 +213,12 @@ class PosApp:
             _LOG.error("cash drawer did not open: %s", err)
 
     def _show(self, line1: str, line2: str = "") -> None:
-        if self.display is None:
+        if self.display is None or "customer_display" in self.lost:
             return
         try:
             self.display.show(line1, line2)
         except DriverError as err:
-            _LOG.warning("customer display: %s", err)
+            self._lose("customer_display", err)
 
     def refresh_screens(self, force: bool = False) -> None:
         """Publish both screens when the checkout changed."""
@@ -187,8 +227,10 @@ class PosApp:
             return
         self._published = co.version
         self.publish("pos-customer", customer_view(co, offline=self.offline, device=self.device_id))
-        self.publish("pos-cashier", cashier_view(co, offline=self.offline, device=self.device_id,
-                                                 refund=self.refund_message))
+        cashier = cashier_view(co, offline=self.offline, device=self.device_id, refund=self.refund_message)
+        if self.degraded:
+            cashier["degraded"] = self.degraded
+        self.publish("pos-cashier", cashier)
         if co.state == "cart":
             self._show(f"TOTAL {yuan(co.amount_cents)}")
 
@@ -212,15 +254,20 @@ class PosApp:
             self.handle(view, action)
         if self.checkout.state == "face" and not self._cancel_face.is_set():
             self.run_face_step()
-        if self.scanner is not None:
+        health_changed = self._apply_health()
+        if self._scanning:
             try:
                 codes = self.scanner.read(TICK_S)
             except DriverError as err:
-                _LOG.warning("scanner: %s", err)
+                self._lose("scanner", err)
                 codes = []
             for code in codes:
                 self.actions.put(("pos-cashier", {"action": "scan", "code": code}))
-        self.refresh_screens()
+        self.refresh_screens(force=health_changed)
+
+    @property
+    def _scanning(self) -> bool:
+        return self.scanner is not None and "scanner" not in self.lost
 
     def run(self, stop: threading.Event) -> None:
         """Serve the counter until ``stop`` is set."""
@@ -229,12 +276,14 @@ class PosApp:
         if self.depth_camera is not None:
             self.depth_camera.open()
         self.refresh_screens(force=True)
+        self.watchdog.ready()
         try:
             while not stop.is_set():
+                self.watchdog.ping()
                 self.step()
                 if self.actions.empty():
                     self.refresh_credit()
-                    if self.scanner is None:
+                    if not self._scanning:  # nothing to wait on but the screens' actions
                         try:
                             view, action = self.actions.get(timeout=TICK_S)
                             self.handle(view, action)

@@ -70,17 +70,21 @@ def build_pos_app(cfg: DeviceConfig, *, publish: Callable[[str, dict[str, Any]],
     face = FaceCheck(detector=pipeline.detector, embedder=pipeline.embedder, gallery=identifier.gallery,
                      method=method, landmarker=landmarker, depth=depth if method == "depth" else None,
                      actions=actions)
-    parts = {k: v.device for k, v in build_peripherals(cfg, fake=fake_hardware).items()
-             if k in ("printer", "scanner", "customer_display", "cash_drawer")}
+    built = build_peripherals(cfg, fake=fake_hardware)
+    parts = {k: v.device for k, v in built.items() if k in ("printer", "scanner", "customer_display", "cash_drawer")}
+    lost: set[str] = set()
     for name in ("scanner", "customer_display"):
         if parts.get(name) is not None:
             try:
                 parts[name].open()
             except DriverError as err:  # the supervisor's job to report; the counter still works
                 _LOG.warning("%s: %s", name, err)
-                parts[name] = None
+                lost.add(name)  # kept: the app reopens it when the supervisor sees it back
     scanner = parts.get("scanner")
-    return PosApp(replica=replica or open_replica(cfg), identifier=identifier, face=face, camera=camera,
+    app = PosApp(replica=replica or open_replica(cfg), identifier=identifier, face=face, camera=camera,
                   gateway=gateway, publish=publish, device_id=cfg.device.id, store_id=cfg.device.store_id,
                   printer=parts.get("printer"), drawer=parts.get("cash_drawer"), display=parts.get("customer_display"),
                   scanner=scanner, catalog=load_catalog(cfg), timezone=timezone_of(cfg))
+    app.lost |= lost
+    app.peripherals = {k: built[k] for k in parts}  # the very driver objects the app uses, for the supervisor
+    return app

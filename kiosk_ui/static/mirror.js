@@ -162,6 +162,9 @@
     document.body.dataset.state = state;
     $("offline").hidden = m.offline !== true;
     setText("device", m.device);
+    // Staff small print only (a missing call button, say); the shopper's screen is otherwise unchanged.
+    setText("degraded", m.degraded);
+    $("degraded").hidden = !m.degraded;
 
     // Every field not part of the new state is emptied, not just hidden: no stale personal data in the DOM.
     setText("greeting", state === "attract" ? "" : pick(m, "greeting"));

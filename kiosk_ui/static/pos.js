@@ -69,6 +69,11 @@
     document.body.dataset.state = state;
     $("offline").hidden = model.offline !== true;
     setText("device", model.device);
+    // The cashier screen says which peripheral is missing and what to check; the customer page has no element.
+    if ($("degraded")) {
+      setText("degraded", model.degraded);
+      $("degraded").hidden = !model.degraded;
+    }
     setText("amount", model.amount);
     setText("discount", model.discount);
     setText("due", model.due);
