@@ -96,7 +96,6 @@ import re
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -107,6 +106,7 @@ from urllib.parse import unquote, urlsplit
 
 from kiosk_ui.contract import validate_action, validate_mirror_model
 from kiosk_ui.errors import KioskError
+from kiosk_ui.hub import CLOSED, VIEWS, ActionCallback, Hub
 from kiosk_ui.pos_contract import POS_VIEWS, validate_pos_action, validate_pos_model
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,12 @@ POLL_S = 0.2  # serve_forever's shutdown poll interval: how long stop() may wait
 JOIN_S = 5.0  # how long stop() waits for each connection thread before logging that it is stuck
 ACTION_MAX_BYTES = 4096  # a touch action is a few fields; anything bigger is not one
 
-VIEWS: Final = ("mirror", "pos-cashier", "pos-customer")
 STATIC_DIR: Final = Path(__file__).resolve().with_name("static")
 PAGES: Final = {"/mirror": "mirror.html", "/pos/cashier": "pos_cashier.html", "/pos/customer": "pos_customer.html"}
 
 _EVENTS_RE = re.compile(r"/events/([a-z-]+)")
 _STATE_RE = re.compile(r"/api/([a-z-]+)/state")
 _ACTION_RE = re.compile(r"/api/([a-z-]+)/action")
-ActionCallback = Callable[[dict[str, Any]], None]
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -140,79 +138,6 @@ _CONTENT_TYPES = {
 _CSP = "default-src 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'none'"
 
 # ---------------------------------------------------------------------------------------------------------
-# The hub: latest model per view, and the condition every event stream waits on
-# ---------------------------------------------------------------------------------------------------------
-
-_CLOSED: Final = object()
-
-
-class _Hub:
-    """Latest serialised model per view; event streams wait on one condition for a newer version."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._versions = itertools.count(1)
-        self._latest: dict[str, tuple[int, str] | None] = dict.fromkeys(VIEWS)
-        self._latest["mirror"] = (next(self._versions), json.dumps({"state": "attract"}))
-        self._clients = dict.fromkeys(VIEWS, 0)
-        self._closed = False
-        self._actions: dict[str, list[ActionCallback]] = {v: [] for v in VIEWS}
-
-    def subscribe(self, view: str, callback: ActionCallback) -> Callable[[], None]:
-        with self._cond:
-            self._actions[view].append(callback)
-
-        def unsubscribe() -> None:
-            with self._cond:
-                if callback in self._actions[view]:
-                    self._actions[view].remove(callback)
-
-        return unsubscribe
-
-    def action_callbacks(self, view: str) -> list[ActionCallback]:
-        with self._cond:
-            return list(self._actions[view])
-
-    def publish(self, view: str, payload: str) -> None:
-        with self._cond:
-            self._latest[view] = (next(self._versions), payload)
-            self._cond.notify_all()
-
-    def latest(self, view: str) -> tuple[int, str] | None:
-        with self._cond:
-            return self._latest[view]
-
-    def wait_newer(self, view: str, seen: int | None, timeout: float) -> tuple[int, str] | None | object:
-        """The view's model if newer than ``seen``; None when ``timeout`` passed first; _CLOSED on stop."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if self._closed:
-                    return _CLOSED
-                current = self._latest[view]
-                if current is not None and current[0] != seen:
-                    return current
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-
-    def client_joined(self, view: str, delta: int) -> None:
-        with self._cond:
-            self._clients[view] += delta
-            self._cond.notify_all()
-
-    def clients(self) -> dict[str, int]:
-        with self._cond:
-            return dict(self._clients)
-
-    def set_closed(self, closed: bool) -> None:
-        with self._cond:
-            self._closed = closed
-            self._cond.notify_all()
-
-
-# ---------------------------------------------------------------------------------------------------------
 # HTTP
 # ---------------------------------------------------------------------------------------------------------
 
@@ -223,7 +148,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = False  # we join our own threads in stop(), with a timeout and a log line
 
-    def __init__(self, address: tuple[str, int], hub: _Hub, family: socket.AddressFamily) -> None:
+    def __init__(self, address: tuple[str, int], hub: Hub, family: socket.AddressFamily) -> None:
         self.address_family = family
         self.hub = hub
         self.stopping = False
@@ -399,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
             seen: int | None = None
             while True:
                 item = hub.wait_newer(view, seen, KEEPALIVE_S)
-                if item is _CLOSED:
+                if item is CLOSED:
                     return
                 if item is None:
                     self._write(": keepalive\n\n")
@@ -446,7 +371,7 @@ class KioskServer:
         self.host = host
         self._requested_port = port
         self._bound_port: int | None = None
-        self._hub = _Hub()
+        self._hub = Hub()
         self._httpd: _HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
