@@ -41,8 +41,8 @@ FRAME_S = 1 / 30
 
 @dataclass
 class Cloud:
-    """A seeded reference cloud on a loopback port: Grace Hopper and the astronaut have templates, the
-    member NEW_MEMBER has none yet; Grace Hopper's car is parked in BAY."""
+    """A seeded reference cloud on a loopback port: Grace Hopper has templates, the member NEW_MEMBER has
+    none yet; Grace Hopper's car is parked in BAY."""
 
     db: Path
     server: CloudServer
@@ -67,7 +67,10 @@ class Cloud:
 def mirror_cloud(tmp_path_factory) -> Iterator[Cloud]:
     tmp = tmp_path_factory.mktemp("cloud")
     faces = tmp / "faces"
-    for person in ("grace_hopper", "astronaut"):
+    # Not the astronaut: the head-turn clip's woman (NEW_MEMBER, who must start as an unknown face) scores
+    # 0.93-0.936 against her on frontal frames 12-15 and 22, over the 0.93 threshold, so whether the mirror
+    # first greeted "*志强" or offered enrollment depended on which frame the tracker embedded first.
+    for person in ("grace_hopper",):
         shutil.copytree(BUILTIN_CAST / person, faces / person)
     storage = SqliteStorage(tmp / "cloud.db")
     report = seed_demo(storage, faces, enroll_per_person=3)
