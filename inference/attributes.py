@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from inference.detector import as_rgb
+from inference.embedder import map_box_to_dlib
 from inference.errors import InferenceError
 
 if TYPE_CHECKING:
@@ -178,7 +179,8 @@ class AttributeModel:
 
     def _chip(self, rgb: np.ndarray, box: tuple[float, float, float, float], cfg: dict[str, Any]) -> np.ndarray:
         size = int(cfg["input"]["shape"][-1])
-        x0, y0, x1, y1 = (round(v) for v in box)
+        # The 5-point predictor was trained on dlib detector boxes: map BlazeFace's first, as the embedder does.
+        x0, y0, x1, y1 = (round(v) for v in map_box_to_dlib(box))
         shape = self._shape(rgb, self._dlib.rectangle(x0, y0, x1, y1))
         chip = np.asarray(self._dlib.get_face_chip(rgb, shape, size=size, padding=self._padding), dtype=np.float32)
         norm = cfg["input"]["normalization"]
