@@ -44,13 +44,21 @@ DEFAULT_DB = Path("var/cloud.db")
 SHUTDOWN_GRACE_S = 5.0
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (an operator's `--site` must not be taken for another option)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def _db_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"SQLite database (default {DEFAULT_DB})")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `joyedge-cloud`."""
-    parser = argparse.ArgumentParser(prog=PROG, description="JoyEdge reference cloud")
+    parser = _Parser(prog=PROG, description="JoyEdge reference cloud")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="serve the gRPC API until SIGTERM/SIGINT")

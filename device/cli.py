@@ -102,9 +102,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 enroll_per_person=args.enroll_per_person))
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options: a typo like `--unplug prin` or `--fake` must not silently pick an option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `joyedge` argument parser."""
-    parser = argparse.ArgumentParser(prog="joyedge", description="JoyEdge device software")
+    parser = _Parser(prog="joyedge", description="JoyEdge device software")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True)
 
