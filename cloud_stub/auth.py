@@ -58,6 +58,7 @@ ROLE_METHODS: dict[str, tuple[str, ...]] = {
         f"{_V1}Credit/GetCredit",
         f"{_V1}CRM/GetMember", f"{_V1}CRM/RecordConsent", f"{_V1}CRM/EnrollFace", f"{_V1}CRM/WithdrawConsent",
         f"{_V1}Fusion/FindCar",  # 人脸寻车 at the mirror; the handler scopes it to the device's site
+        f"{_V1}MemberQr/GetKeys",  # the site's member-QR public keys; the handler answers for the caller's site
     ),
     ROLE_TECHNICIAN: (
         _HEALTH, f"{_V1}DeviceRegistry/GetDevice", f"{_V1}DeviceRegistry/ListDevices",

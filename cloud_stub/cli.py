@@ -9,6 +9,7 @@
     joyedge-cloud member list --db var/cloud.db --limit 20 --json
     joyedge-cloud member show site-demo-m001 --db var/cloud.db --json
     joyedge-cloud member transactions site-demo-m001 --db var/cloud.db --json
+    joyedge-cloud member qr site-demo-m001 --db var/cloud.db [--ttl 90] [--png qr.png]
     joyedge-cloud tags compute --db var/cloud.db
 
 A user mistake (missing folder, unreadable database, port in use) is one line on stderr,
@@ -36,6 +37,7 @@ from cloud_stub.cli_admin import (
     tags_compute,
 )
 from cloud_stub.cli_ca import add_ca_commands, run_ca
+from cloud_stub.cli_member_qr import add_member_qr_command, member_qr
 from cloud_stub.errors import CloudError
 
 PROG = "joyedge-cloud"
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     mlist.add_argument("--limit", type=int, default=0, help="at most this many (0 = all)")
     mlist.add_argument("--json", action="store_true")
     add_member_commands(member_sub, _db_arg)
+    add_member_qr_command(member_sub, _db_arg)
     add_tags_commands(sub, _db_arg)
     add_ca_commands(sub, _db_arg)
     return parser
@@ -202,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return tags_compute(_open_storage(args.db, create=False), args, PROG)
         if args.member_command == "show":
             return member_show(_open_storage(args.db, create=False), args, _table)
+        if args.member_command == "qr":
+            return member_qr(args, _open_storage)
         if args.member_command == "transactions":
             return member_transactions(_open_storage(args.db, create=False), args, _table)
         return _member_list(args)

@@ -130,10 +130,11 @@ def start_server(
     sync_pb2_grpc.add_SyncServicer_to_server(SyncServicer(store), server)
     enroller = EnrollmentServicer(store, ca.CertificateAuthority(tls_dir) if tls_dir is not None else None)
     registry_pb2_grpc.add_EnrollmentServicer_to_server(enroller, server)
+    from cloud_stub.member_qr import add_member_qr  # issue 7: the dynamic membership QR's keys
     from cloud_stub.services.technician import add_technician_login  # issue 8: `joyprov login`
 
     names = [SYNC_SERVICE_NAME, ENROLL_SERVICE_NAME, add_technician_login(server, store, tls_dir),
-             *add_services(server, store)]
+             *add_services(server, store), add_member_qr(server, getattr(store, "path", db_path))]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *names):

@@ -138,7 +138,7 @@ class MirrorApp(TouchActions):
         if self.enrollment is None and self.features.landmarker is not None:
             self.enrollment = EnrollmentFlow(
                 replica=replica, outbox=self.outbox, detector=pipeline.detector, landmarker=self.features.landmarker,
-                embedder=pipeline.embedder, identifier=identifier,
+                embedder=pipeline.embedder, identifier=identifier, member_codes=self.features.member_codes,
                 on_gallery_change=lambda: self.reload_gallery_if_changed(force=True))
         self._view: dict[str, Any] = attract_view()
         self._offline = False

@@ -147,6 +147,13 @@ class SyncConfig(_Strict):
     insecure: bool = True
 
 
+class EnrollmentConfig(_Strict):
+    # The static `JOYMEMBER:<member_id>` code carries no secret: anyone who knows a member id could enroll
+    # their own face onto that membership. Only for a site whose mini-program cannot show the signed,
+    # short-lived code yet (device/mirror/member_qr.py). INSECURE; keep it off.
+    legacy_member_qr: bool = False
+
+
 class UIConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -163,6 +170,7 @@ class DeviceConfig(_Strict):
     identity: IdentityConfig = IdentityConfig()
     sync: SyncConfig = SyncConfig()
     ui: UIConfig = UIConfig()
+    enrollment: EnrollmentConfig = EnrollmentConfig()
 
     @property
     def db_path(self) -> Path:

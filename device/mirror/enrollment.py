@@ -7,9 +7,11 @@ Steps (the "enroll" view model's ``step``)::
       └──── cancel ────────────┴──────► (back to the mirror)  └──────────► failed ──retry──► capture
                                └── withdraw (when enrolled) ──► withdrawn
 
-* scan: the member shows the membership QR of the 悦云 mini-program (``JOYMEMBER:<member_id>``) to the
-  camera (decoded with pyzbar on the frames the mirror already has) or to a scanner; the member must
-  be in this site's replica.
+* scan: the member shows the dynamic membership QR of the 悦云 mini-program (a signed token valid ~90 s,
+  api/member_qr.py) to the camera (decoded with pyzbar on the frames the mirror already has) or to a
+  scanner. `member_qr.MemberCodeVerifier` checks it offline (signature, this site, expiry, used once
+  here); the member must be in this site's replica. The static ``JOYMEMBER:<member_id>`` code only
+  with ``[enrollment] legacy_member_qr = true`` (insecure, default off).
 * consent: the versioned consent text (CONSENT_VERSION) in Chinese and English; only an explicit agree
   naming that version goes on. A member who already has a template is offered withdrawal here.
 * capture: a random challenge (LIVENESS_STEPS actions out of LIVENESS_ACTIONS, from the face mesh) and,
@@ -37,11 +39,11 @@ from typing import Any
 import numpy as np
 
 from device.greeting import mask_name
+from device.mirror.member_qr import MemberCodeRejected, MemberCodeVerifier
 from sync.errors import SyncError
 
 _LOG = logging.getLogger(__name__)
 
-QR_PREFIX = "JOYMEMBER:"
 CONSENT_VERSION = "face-consent-v1"
 CONSENT_TEXT = (
     "我同意悦云在本商场的会员设备上使用我的人脸特征（不保存照片，仅保存加密的特征值）识别我的会员身份，"
@@ -76,16 +78,6 @@ PROMPTS = {
 }
 
 
-def parse_member_qr(code: str) -> str | None:
-    """The member id in a membership QR (``JOYMEMBER:<member_id>``), or None for any other code."""
-    code = code.strip()
-    if not code.startswith(QR_PREFIX):
-        return None
-    member_id = code[len(QR_PREFIX):]
-    ok = 0 < len(member_id) <= 64 and all(ch.isalnum() or ch in "-_." for ch in member_id)
-    return member_id if ok else None
-
-
 @dataclass
 class _Session:
     member_id: str
@@ -102,15 +94,20 @@ class EnrollmentFlow:
     """The enrollment state machine. Not thread-safe: drive it from the app's loop thread.
 
     ``detector``/``embedder`` are the pipeline's; ``landmarker`` gives the face mesh for liveness;
-    ``identifier`` is the mirror's (to refuse a face that already belongs to someone else).
+    ``identifier`` is the mirror's (to refuse a face that already belongs to someone else);
+    ``member_codes`` (`member_qr.MemberCodeVerifier`) checks the membership QR — without one every code
+    is refused.
     """
 
     def __init__(self, *, replica: Any, outbox: Any, detector: Any, landmarker: Any, embedder: Any,
-                 identifier: Any, on_gallery_change: Callable[[], None] = lambda: None,
+                 identifier: Any, member_codes: MemberCodeVerifier | None = None,
+                 on_gallery_change: Callable[[], None] = lambda: None,
                  rng: random.Random | None = None, mirrored: bool = False) -> None:
         self.replica, self.outbox = replica, outbox
         self.detector, self.landmarker, self.embedder, self.identifier = detector, landmarker, embedder, identifier
+        self.member_codes = member_codes
         self.on_gallery_change = on_gallery_change
+        self._last_refusal: tuple[str, int] | None = None
         self.rng = rng or random.SystemRandom()
         self.mirrored = mirrored
         self.step: str | None = None
@@ -138,11 +135,25 @@ class EnrollmentFlow:
         """A code was scanned while asking for the QR; True when it named a member of this site."""
         if self.step != "scan":
             return False
-        member_id = parse_member_qr(code)
-        member = self.replica.member(member_id) if member_id else None
-        if member is None:
-            self.message = ("未识别的会员码，请出示悦云会员码", "Not a Joy Cloud member code; please show yours")
+        try:
+            if self.member_codes is None:
+                raise MemberCodeRejected("no_verifier", "this device has no member-QR verifier")
+            verified = self.member_codes.verify(code)
+            member_id = self.member_codes.member_id(verified)
+            member = self.replica.member(member_id)
+            if member is None:  # not of this site, or not synced here yet
+                raise MemberCodeRejected("unknown_member")
+            self.member_codes.consume(verified)  # spent only now that it leads to an enrollment
+        except MemberCodeRejected as err:
+            self.message = err.message
+            # The camera sees the same code in every frame: log a refusal once per distinct code, and never
+            # the code itself (a valid one is a bearer credential for ~90 s).
+            seen = (err.reason, hash(code))
+            if seen != self._last_refusal:
+                _LOG.info("enrollment: %s", err)
+                self._last_refusal = seen
             return False
+        self._last_refusal = None
         self._session = _Session(member_id, mask_name(member["name"]), self._has_templates(member_id))
         self.step, self.message = "consent", ("", "")
         return True

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from device.errors import DeviceError
 from device.mirror.content import DEFAULT_RULES, ContentRule
 from sync.errors import SyncError
 
@@ -39,6 +40,7 @@ class MirrorFeatures:
     attributes: Any = None        # inference.attributes.AttributeModel
     traffic: Any = None           # device.mirror.traffic.TrafficAggregator (built by the app when None)
     scanner: Any = None           # drivers.scanner.base.Scanner, opened by the caller
+    member_codes: Any = None      # device.mirror.member_qr.MemberCodeVerifier (no verifier: every code refused)
     device_name: str = ""
 
     def shopper(self, rgb: np.ndarray, detection: Any) -> ShopperAttributes:
@@ -66,6 +68,7 @@ def build_features(cfg: Any) -> MirrorFeatures:
     settings (mTLS with the enrolled identity, or plain text on loopback), content rules beside its data."""
     from device.mirror.content import RULES_FILE, load_rules
     from device.mirror.find_car import CarFinder
+    from device.mirror.member_qr import KeyFetcher, build_verifier
     from inference.errors import InferenceError
     from inference.store import ModelStore
 
@@ -83,14 +86,20 @@ def build_features(cfg: Any) -> MirrorFeatures:
         features.attributes = AttributeModel(store)
     except (InferenceError, OSError) as err:
         _LOG.warning("mirror: age/gender unavailable, generic content only (%s)", err)
+    fetcher = None
     try:
         if cfg.sync.insecure:
             features.car_finder = CarFinder(cfg.sync.cloud, insecure=True)
+            fetcher = KeyFetcher(cfg.sync.cloud, cfg.device.site_id, insecure=True)
         else:
             from sync.identity import DeviceIdentity
 
-            creds = DeviceIdentity.load(cfg.identity_dir).channel_credentials()
-            features.car_finder = CarFinder(cfg.sync.cloud, credentials=creds)
-    except (SyncError, ValueError, OSError) as err:  # not enrolled yet, unreadable key: the mirror still greets
-        _LOG.warning("mirror: find my car unavailable (%s)", err)
+            ident = DeviceIdentity.load(cfg.identity_dir)
+            creds, options = ident.channel_credentials(), ident.channel_options()
+            features.car_finder = CarFinder(cfg.sync.cloud, credentials=creds, options=options)
+            fetcher = KeyFetcher(cfg.sync.cloud, cfg.device.site_id, credentials=creds, options=options)
+    except (SyncError, DeviceError, ValueError, OSError) as err:  # not enrolled yet, unreadable key: still greets
+        _LOG.warning("mirror: find my car and member-QR key refresh unavailable (%s)", err)
+    # Offline or not enrolled, the verifier still checks codes against the keys cached by an earlier run.
+    features.member_codes = build_verifier(cfg, fetcher)
     return features

@@ -57,7 +57,8 @@ class CarFinder:
     """A Fusion client on the device's channel. ``find`` never raises for a cloud problem."""
 
     def __init__(self, target: str, *, insecure: bool = False,
-                 credentials: grpc.ChannelCredentials | None = None, deadline_s: float = DEADLINE_S) -> None:
+                 credentials: grpc.ChannelCredentials | None = None, deadline_s: float = DEADLINE_S,
+                 options: list[tuple[str, Any]] | None = None) -> None:
         if insecure:
             host = target.rsplit(":", 1)[0].strip("[]")
             if not (host in ("localhost", "::1") or host.startswith("127.")):
@@ -66,7 +67,7 @@ class CarFinder:
         elif credentials is None:
             raise ValueError(f"no mTLS credentials for {target}: enroll the device first (joyedge enroll)")
         else:
-            self._channel = grpc.secure_channel(target, credentials)
+            self._channel = grpc.secure_channel(target, credentials, options=options or [])
         self._stub = fusion_pb2_grpc.FusionStub(self._channel)
         self.deadline_s = deadline_s
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageSequence
 
 from cloud_stub import fusion
 from cloud_stub.demo import seed_demo
+from cloud_stub.member_qr import MemberQrKeys, key_dir_for
 from cloud_stub.server import CloudServer, start_server
 from cloud_stub.storage import SqliteStorage
 from device import app as app_mod
@@ -28,6 +29,7 @@ from device.identity import Identifier
 from device.mirror import enrollment as enroll_mod
 from device.mirror.features import MirrorFeatures
 from device.mirror.find_car import CarFinder
+from device.mirror.member_qr import KeyFetcher, KeyRing, MemberCodeVerifier, NonceLedger
 from drivers.camera.fake import FakeCamera
 from sync.client import SyncClient
 from sync.crypto import TemplateCipher
@@ -53,6 +55,18 @@ class Cloud:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.server.port}"
+
+    def mint(self, member_id: str, *, ttl_s: int = 90, now: float | None = None) -> str:
+        """A dynamic member QR token, as `joyedge-cloud member qr` (the mini-program) makes it."""
+        return MemberQrKeys(key_dir_for(self.db)).mint(SqliteStorage(self.db), member_id, ttl_s=ttl_s, now=now)
+
+    def verifier(self, site_id: str | None = None, db_path: Path | None = None,
+                 accept_legacy: bool = False) -> MemberCodeVerifier:
+        """A device's member-QR verifier: keys fetched from this cloud (loopback), nonces in `db_path`."""
+        site = site_id or self.site_id
+        ring = KeyRing(site, fetch=KeyFetcher(self.address, site, insecure=True))
+        ring.refresh()
+        return MemberCodeVerifier(site, ring, NonceLedger(db_path), accept_legacy=accept_legacy)
 
     def templates_of(self, member_id: str) -> int:
         """The cloud's templates of a member (read straight from its database)."""
@@ -194,7 +208,8 @@ class RunningMirror:
 
 
 def start_mirror(models, daemon: SyncDaemon, store_id: str, publish: Callable, on_action: Callable | None,
-                 cloud_address: str | None, device_name: str = "mirror-t1") -> RunningMirror:
+                 cloud_address: str | None, device_name: str = "mirror-t1",
+                 member_codes: MemberCodeVerifier | None = None) -> RunningMirror:
     """A real MirrorApp on its own thread (real pipeline, gallery and features; the scripted camera), with
     its own connection to the daemon's replica file, as the app and `joyedge sync` have in production."""
     from inference.pipeline import FacePipeline
@@ -209,7 +224,7 @@ def start_mirror(models, daemon: SyncDaemon, store_id: str, publish: Callable, o
 
     features = MirrorFeatures(landmarker=models["landmarker"], attributes=models["attributes"],
                               car_finder=CarFinder(cloud_address, insecure=True) if cloud_address else None,
-                              device_name=device_name)
+                              device_name=device_name, member_codes=member_codes)
     app = MirrorApp(camera=FakeCamera(scene), pipeline=FacePipeline(models["detector"], models["embedder"]),
                     replica=replica, identifier=Identifier(Gallery(), threshold=0.93, min_margin=0.02),
                     store_id=store_id, timezone=None, publish=record, features=features, on_action=on_action)

@@ -8,13 +8,13 @@ import pytest
 
 from device.gallery import Gallery
 from device.identity import Identifier
-from device.mirror.enrollment import CONSENT_VERSION, QR_PREFIX, EnrollmentFlow
+from device.mirror.enrollment import CONSENT_VERSION, EnrollmentFlow
 from sync.outbox import Outbox
 from tests.mirror.conftest import NEW_MEMBER, head_turn_frames, qr_frame, spoof_frames
 
 
 @pytest.mark.usefixtures("fast_flows")
-def test_printed_photo_fails_liveness_and_nothing_is_recorded(mirror_device, models, shared_data):
+def test_printed_photo_fails_liveness_and_nothing_is_recorded(mirror_device, mirror_cloud, models, shared_data):
     """GIVEN a member at the consent step WHEN a printed photo is held up THEN the challenge times out,
     the step is "failed" with the reason, and no template reaches the outbox; a retry with a live
     (moving) face then enrolls."""
@@ -23,11 +23,12 @@ def test_printed_photo_fails_liveness_and_nothing_is_recorded(mirror_device, mod
     outbox = Outbox(daemon.replica)
     flow = EnrollmentFlow(replica=daemon.replica, outbox=outbox, detector=models["detector"],
                           landmarker=models["landmarker"], embedder=models["embedder"],
-                          identifier=Identifier(Gallery(), threshold=0.93, min_margin=0.02), rng=random.Random(1))
+                          identifier=Identifier(Gallery(), threshold=0.93, min_margin=0.02), rng=random.Random(1),
+                          member_codes=mirror_cloud.verifier(db_path=daemon.replica.path))
     flow.start()
-    assert not flow.on_code("6901234567892") and flow.step == "scan" and flow.view()["message"]
-    assert not flow.on_code(QR_PREFIX + "M-nobody") and flow.step == "scan"
-    assert flow.feed(qr_frame(QR_PREFIX + NEW_MEMBER), 0.0) and flow.step == "consent"
+    assert not flow.on_code("6901234567892") and flow.step == "scan" and flow.view()["message"] == "无效的会员码"
+    assert not flow.on_code("JOYMEMBER:" + NEW_MEMBER) and flow.step == "scan"  # legacy static code: off
+    assert flow.feed(qr_frame(mirror_cloud.mint(NEW_MEMBER)), 0.0) and flow.step == "consent"
     flow.agree("face-consent-v0")  # an outdated text is not consent
     assert flow.step == "consent"
     flow.agree(CONSENT_VERSION)

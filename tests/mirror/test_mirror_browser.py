@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/ (not committed).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from playwright.sync_api import Page, expect
 from device.demo import BUILTIN_CAST, BUILTIN_STRANGERS, _augment
 from device.greeting import mask_name
 from device.mirror.content import DEFAULT_RULES
-from device.mirror.enrollment import CONSENT_VERSION, QR_PREFIX
+from device.mirror.enrollment import CONSENT_VERSION
 from drivers.camera.replay import decode_still
 from kiosk_ui.server import KioskServer
 from sync.outbox import Outbox
@@ -144,7 +145,7 @@ def test_enrollment_with_consent_then_withdrawal_reaches_both_devices(page: Page
     b.sync_once()
     assert mirror_cloud.templates_of(NEW_MEMBER) == 0
     mirror = start_mirror(models, a, mirror_cloud.store_id, kiosk.publish, kiosk.on_action,
-                          mirror_cloud.address)
+                          mirror_cloud.address, member_codes=mirror_cloud.verifier(db_path=a.replica.path))
     turns = head_turn_frames(shared_data)
     body = page.locator("body")
     try:
@@ -153,7 +154,14 @@ def test_enrollment_with_consent_then_withdrawal_reaches_both_devices(page: Page
         expect(page.locator("#enroll-btn")).to_be_visible(timeout=FLOW_S)
         page.locator("#enroll-btn").click()
         expect(body).to_have_attribute("data-step", "scan", timeout=UI_S)
-        mirror.scene.show([qr_frame(QR_PREFIX + NEW_MEMBER)])
+        # A screenshot of yesterday's code (expired) and the old static code are refused with the reason.
+        mirror.scene.show([qr_frame(mirror_cloud.mint(NEW_MEMBER, ttl_s=60, now=time.time() - 600))])
+        expect(page.locator("#message")).to_have_text("二维码已过期，请刷新小程序后重试", timeout=FLOW_S)
+        shot(page, "mirror-enroll-expired-qr.png")
+        mirror.scene.show([qr_frame("JOYMEMBER:" + NEW_MEMBER)])
+        expect(page.locator("#message")).to_have_text("无效的会员码", timeout=FLOW_S)
+        expect(body).to_have_attribute("data-step", "scan")
+        mirror.scene.show([qr_frame(mirror_cloud.mint(NEW_MEMBER))])
         expect(body).to_have_attribute("data-step", "consent", timeout=FLOW_S)
         expect(page.locator("#consent-version")).to_have_text(CONSENT_VERSION)
         expect(page.locator("#greeting")).to_contain_text(mask_name(NEW_NAME))
@@ -183,7 +191,7 @@ def test_enrollment_with_consent_then_withdrawal_reaches_both_devices(page: Page
 
         page.locator("#manage-consent").click()
         expect(body).to_have_attribute("data-step", "scan", timeout=UI_S)
-        mirror.scene.show([qr_frame(QR_PREFIX + NEW_MEMBER)])
+        mirror.scene.show([qr_frame(mirror_cloud.mint(NEW_MEMBER))])  # the mini-program's code of now
         expect(body).to_have_attribute("data-step", "consent", timeout=FLOW_S)
         expect(page.locator("#withdraw")).to_be_visible()
         page.locator("#withdraw").click()

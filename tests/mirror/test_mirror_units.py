@@ -10,8 +10,8 @@ import pytest
 from device.app import OFFLINE_AFTER_S, is_offline
 from device.errors import DeviceError
 from device.mirror import content, traffic
-from device.mirror.enrollment import parse_member_qr
 from device.mirror.find_car import mask_plate
+from device.mirror.member_qr import parse_legacy_code
 from sync.crypto import TemplateCipher
 from sync.outbox import Outbox
 from sync.replica import Replica
@@ -75,9 +75,9 @@ def test_site_rule_table_is_validated_and_time_limited(tmp_path):
 
 
 def test_member_qr_and_plate_formats():
-    assert parse_member_qr("JOYMEMBER:M-001") == "M-001"
-    assert parse_member_qr("6901234567892") is None
-    assert parse_member_qr("JOYMEMBER:../etc") is None and parse_member_qr("JOYMEMBER:") is None
+    assert parse_legacy_code("JOYMEMBER:M-001") == "M-001"
+    assert parse_legacy_code("6901234567892") is None
+    assert parse_legacy_code("JOYMEMBER:../etc") is None and parse_legacy_code("JOYMEMBER:") is None
     assert mask_plate("沪A12345") == "沪A·***45"
 
 
