@@ -25,6 +25,9 @@ _LOG = logging.getLogger(__name__)
 
 DEADLINE_S = 3.0
 _OFFLINE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# The cloud no longer accepts this device's certificate (revoked, or replaced and retired): for the shopper
+# the mirror is as cut off as without a network, so the card says offline; the log says why.
+_REFUSED = {grpc.StatusCode.UNAUTHENTICATED}
 
 
 def mask_plate(plate: str) -> str:
@@ -80,6 +83,10 @@ class CarFinder:
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             if code in _OFFLINE:
+                return CarResult("offline")
+            if code in _REFUSED:
+                _LOG.error("find car: the cloud refused this device's certificate (%s); re-enroll or ask the "
+                           "operator: %s", code, err.details() if hasattr(err, "details") else err)
                 return CarResult("offline")
             if code == grpc.StatusCode.NOT_FOUND:
                 return CarResult("none")
