@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.v1 import marketing_pb2, sync_pb2
-from cloud_stub import crm, validate
+from cloud_stub import crm, payment, validate
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
 from cloud_stub.marketing import redeem
 from cloud_stub.storage import Storage, now_ms
@@ -131,6 +131,12 @@ class _Push:
         if kind == "points":
             crm.add_points(self.storage, entry_id=ev.event_id, member_id=self.own_member(p.member_id),
                            delta=p.delta, reason=p.reason or "device")
+            return "", None, None
+        if kind == "payment" and p.refund_of:
+            # A refund the device recorded offline; it follows its sale in the "payments" stream, and
+            # payment.refund is idempotent on the refund id (= the id an online refund would use).
+            self.own_member(p.member_id)
+            payment.refund(self.storage, refund_id=p.payment_id, payment_id=p.refund_of, amount_cents=p.amount_cents)
             return "", None, None
         if kind == "payment":
             crm.record_transaction(self.storage, txn_id=p.payment_id or ev.event_id,

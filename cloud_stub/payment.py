@@ -12,7 +12,10 @@ key with a different request is a ConflictError. Declines carry a code and a sen
     device_daily_limit       the device's approved payments in the last 24 h would exceed DEVICE_DAILY_LIMIT_CENTS
 
 Capture books the payment as a purchase transaction (txn_id = payment_id); a refund books a return
-(txn_id = refund_id). All of it runs in one write transaction per call.
+(txn_id = refund_id). A payment a π-POS took offline exists only as the purchase transaction its
+payment event booked; Refund accepts its payment_id too (bounded by the refunds already booked), and
+a refund the device queued offline arrives as a payment event with ``refund_of`` and comes here with
+the same refund_id, so whichever path reaches the cloud first refunds and the other is a no-op. All of it runs in one write transaction per call.
 """
 
 from __future__ import annotations
@@ -161,7 +164,10 @@ def refund(storage: Storage, *, refund_id: str, payment_id: str, amount_cents: i
         if old is not None:
             if tuple(old) != (payment_id, amount_cents):
                 raise ConflictError(f"refund_id {refund_id!r} was used for another refund; use a new id")
-            return _result(_payment(conn, payment_id))
+            online = conn.execute("SELECT 1 FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+            return _result(_payment(conn, payment_id)) if online else _offline_result(conn, payment_id)
+        if conn.execute("SELECT 1 FROM payments WHERE payment_id = ?", (payment_id,)).fetchone() is None:
+            return _refund_offline(conn, refund_id, payment_id, amount_cents)
         p = _payment(conn, payment_id)
         if p["status"] not in (CAPTURED, REFUNDED):
             raise ConflictError(f"payment {payment_id!r} is not captured; cancel the authorisation instead")
@@ -182,3 +188,38 @@ def refund(storage: Storage, *, refund_id: str, payment_id: str, amount_cents: i
              crm_service_pb2.TRANSACTION_KIND_RETURN),
         )
         return _result(_payment(conn, payment_id))
+
+
+def _refund_offline(conn: Any, refund_id: str, payment_id: str, amount_cents: int) -> dict[str, Any]:
+    """Refund a payment a π-POS took offline: the cloud knows it only as the purchase transaction its
+    payment event booked (txn_id = payment_id), with no Authorize/Capture record. The refunds already
+    booked against it bound what is left; the return is booked as a transaction like any refund."""
+    sale = conn.execute("SELECT * FROM transactions WHERE txn_id = ? AND kind = ?",
+                        (payment_id, crm_service_pb2.TRANSACTION_KIND_PURCHASE)).fetchone()
+    if sale is None:
+        raise NotFoundError(f"payment {payment_id!r} does not exist (an offline payment is known once its device "
+                            "has synced)")
+    done = conn.execute("SELECT COALESCE(SUM(amount_cents), 0) FROM refunds WHERE payment_id = ?",
+                        (payment_id,)).fetchone()[0]
+    left = sale["amount_cents"] - done
+    if amount_cents > left:
+        raise ConflictError(f"cannot refund {amount_cents} cents: only {left} are left on payment {payment_id!r}")
+    now = now_ms()
+    conn.execute("INSERT INTO refunds (refund_id, payment_id, amount_cents, created_at_ms) VALUES (?, ?, ?, ?)",
+                 (refund_id, payment_id, amount_cents, now))
+    conn.execute(
+        "INSERT OR IGNORE INTO transactions (txn_id, member_id, store_id, brand, amount_cents, at_ms, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (refund_id, sale["member_id"], sale["store_id"], sale["brand"], amount_cents, now,
+         crm_service_pb2.TRANSACTION_KIND_RETURN),
+    )
+    return _offline_result(conn, payment_id)
+
+
+def _offline_result(conn: Any, payment_id: str) -> dict[str, Any]:
+    sale = conn.execute("SELECT * FROM transactions WHERE txn_id = ?", (payment_id,)).fetchone()
+    refunded = conn.execute("SELECT COALESCE(SUM(amount_cents), 0) FROM refunds WHERE payment_id = ?",
+                            (payment_id,)).fetchone()[0]
+    return {"payment_id": payment_id, "status": REFUNDED if refunded >= sale["amount_cents"] else CAPTURED,
+            "approved": True, "member_id": sale["member_id"], "amount_cents": sale["amount_cents"],
+            "captured_cents": sale["amount_cents"], "refunded_cents": refunded, "created_at_ms": sale["at_ms"]}

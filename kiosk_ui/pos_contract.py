@@ -10,12 +10,15 @@ customer-facing screen by accident)::
     customer + {"challenge": "请向左转头 · Turn your head left", "points": 108, "tries_left": 2}
     cashier  + {"items": [{"name": "可乐", "amount": "3.50"}], "receipt": "3f2a…", "refund": "…",
                 "peripherals": "printer ok",
-                "degraded": "打印机未连接 · 请检查USB线"}   # "" or absent when every peripheral is ok
+                "degraded": "打印机未连接 · 请检查USB线",   # "" or absent when every peripheral is ok
+                "reconcile": [{"id": "comp-…", "sale": "3f2a…", "amount": "30.00",   # open reconciliation items
+                               "text": "券已在其他终端使用，差额 ¥30.00 待补收 · coupon already used …"}]}
 
 Touch actions (``POST /api/<view>/action``, exact fields)::
 
     pos-cashier   {"action": "amount", "cents": 12800}  {"action": "scan", "code": "6901234567892"}
                   {"action": "cash"}  {"action": "new"}  {"action": "refund", "code": "<receipt QR text>"}
+                  {"action": "collect", "id": "<reconciliation item id>"}   # the difference was collected
     pos-customer  {"action": "face"}  {"action": "phone", "digits": "1234"}  {"action": "confirm"}
                   {"action": "cancel"}
 """
@@ -32,14 +35,16 @@ _COMMON: Final = {"state": str, "amount": str, "due": str, "discount": str, "cou
                   "message": str, "offline": bool, "device": str, "mode": str}
 _KEYS: Final = {
     "pos-customer": _COMMON | {"challenge": str, "points": int, "tries_left": int},
-    "pos-cashier": _COMMON | {"items": list, "receipt": str, "refund": str, "peripherals": str, "degraded": str},
+    "pos-cashier": _COMMON | {"items": list, "receipt": str, "refund": str, "peripherals": str, "degraded": str,
+                              "reconcile": list},
 }
 POS_ACTIONS: Final[dict[str, dict[str, dict[str, type]]]] = {
     "pos-cashier": {"amount": {"cents": int}, "scan": {"code": str}, "cash": {}, "new": {},
-                    "refund": {"code": str}},
+                    "refund": {"code": str}, "collect": {"id": str}},
     "pos-customer": {"face": {}, "phone": {"digits": str}, "confirm": {}, "cancel": {}},
 }
 MAX_FIELD = 512
+_RECONCILE_KEYS: Final = frozenset({"id", "sale", "amount", "text"})
 
 
 def _typed(view: str, where: str, value: Any, kind: type) -> None:
@@ -64,6 +69,11 @@ def validate_pos_model(view: str, model: Any) -> None:
             raise KioskError(f"{view} view model: items[{i}] must be {{'name': str, 'amount': str}}")
         _typed(view, f"items[{i}].name", item["name"], str)
         _typed(view, f"items[{i}].amount", item["amount"], str)
+    for i, item in enumerate(model.get("reconcile", [])):
+        if not isinstance(item, dict) or set(item) != _RECONCILE_KEYS:
+            raise KioskError(f"{view} view model: reconcile[{i}] must have exactly {sorted(_RECONCILE_KEYS)}")
+        for key in _RECONCILE_KEYS:
+            _typed(view, f"reconcile[{i}].{key}", item[key], str)
 
 
 def validate_pos_action(view: str, action: Any) -> dict[str, Any]:

@@ -147,18 +147,20 @@ class VisitEvent(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class PaymentEvent(_message.Message):
-    __slots__ = ("payment_id", "member_id", "store_id", "amount_cents", "offline")
+    __slots__ = ("payment_id", "member_id", "store_id", "amount_cents", "offline", "refund_of")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    REFUND_OF_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     member_id: str
     store_id: str
     amount_cents: int
     offline: bool
-    def __init__(self, payment_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., offline: _Optional[bool] = ...) -> None: ...
+    refund_of: str
+    def __init__(self, payment_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., offline: _Optional[bool] = ..., refund_of: _Optional[str] = ...) -> None: ...
 
 class PointsEvent(_message.Message):
     __slots__ = ("member_id", "delta", "reason")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
 
-from device.pos import store
+from device.pos import reconcile, store
 from device.pos.audit import AuditLog
 from device.pos.checkout import Checkout, Policy
 from device.pos.face import FaceCheck
@@ -30,6 +30,7 @@ from device.pos.receipt import refund_receipt, sale_id_from_qr, sale_receipt, yu
 from device.pos.refund import refund_by_qr
 from device.pos.views import cashier_view, customer_view
 from drivers.errors import DriverError
+from sync.errors import SyncError
 from sync.notify import Watchdog
 
 _LOG = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ TICK_S = 0.2
 CREDIT_REFRESH_S = 30.0  # one refresh round per this long while idle …
 CREDIT_REFRESH_BATCH = 20  # … of at most this many members, the stalest first
 CREDIT_STALE_S = 6 * 3600.0
+RECONCILE_S = 1.0  # how often the loop looks for corrections the sync daemon brought back
 
 
 class PosApp:
@@ -65,6 +67,7 @@ class PosApp:
         self.sales_done: list[dict[str, Any]] = []
         self._published = -1
         self._next_credit = 0.0
+        self._next_reconcile = 0.0
         self._cancel_face = threading.Event()
         self.degraded = ""  # the supervisor's line for the cashier ("打印机未连接 · 请检查USB线")
         self.lost: set[str] = set()  # held devices (scanner, customer_display) whose handle broke
@@ -126,6 +129,10 @@ class PosApp:
                 co.new_sale()
             elif view == "pos-cashier" and name == "refund":
                 self.refund(str(action["code"]))
+            elif view == "pos-cashier" and name == "collect":
+                item = reconcile.resolve(self.replica, self.audit, str(action["id"]))
+                self.refund_message = f"已补收 {yuan(item['amount_cents'])} · difference collected"
+                co._changed()
             elif view == "pos-customer" and name == "face":
                 self._cancel_face.clear()
                 co.begin_face()
@@ -155,8 +162,9 @@ class PosApp:
 
     def refund(self, code: str) -> dict[str, Any] | None:
         """Refund the sale of a scanned receipt; the outcome is shown on the cashier screen."""
+        self.checkout._changed()  # the cashier screen shows the outcome
         try:
-            sale = refund_by_qr(self.replica, self.audit, self.gateway, code)
+            sale = refund_by_qr(self.replica, self.audit, self.gateway, code, store_id=self.store_id)
         except PaymentOffline as err:
             self.offline = True
             self.refund_message = f"云端不可达，请稍后重试 · cloud unreachable, try again later ({err})"
@@ -164,7 +172,11 @@ class PosApp:
         except PaymentError as err:
             self.refund_message = str(err)
             return None
-        self.refund_message = f"已退款 {yuan(sale['refund_cents'])} · refunded"
+        if sale["refund_path"] == "outbox":
+            self.refund_message = (f"已退款 {yuan(sale['refund_cents'])}（离线，联网后同步） · "
+                                   "refunded (offline; reaches the cloud with the next sync)")
+        else:
+            self.refund_message = f"已退款 {yuan(sale['refund_cents'])} · refunded"
         if sale["mode"] == "cash":
             self._kick_drawer()
         self._print(refund_receipt(sale, sale["refund_cents"], device_id=self.device_id, tz=self.tz,
@@ -227,7 +239,8 @@ class PosApp:
             return
         self._published = co.version
         self.publish("pos-customer", customer_view(co, offline=self.offline, device=self.device_id))
-        cashier = cashier_view(co, offline=self.offline, device=self.device_id, refund=self.refund_message)
+        cashier = cashier_view(co, offline=self.offline, device=self.device_id, refund=self.refund_message,
+                               reconcile=reconcile.items(self.replica))
         if self.degraded:
             cashier["degraded"] = self.degraded
         self.publish("pos-cashier", cashier)
@@ -255,6 +268,7 @@ class PosApp:
         if self.checkout.state == "face" and not self._cancel_face.is_set():
             self.run_face_step()
         health_changed = self._apply_health()
+        self.reconcile()
         if self._scanning:
             try:
                 codes = self.scanner.read(TICK_S)
@@ -264,6 +278,23 @@ class PosApp:
             for code in codes:
                 self.actions.put(("pos-cashier", {"action": "scan", "code": code}))
         self.refresh_screens(force=health_changed)
+
+    def reconcile(self, force: bool = False) -> list[dict[str, Any]]:
+        """Pick up the cloud's corrections (at most every RECONCILE_S); returns the new items."""
+        now = time.monotonic()
+        if not force and now < self._next_reconcile:
+            return []
+        self._next_reconcile = now + RECONCILE_S
+        try:
+            new = reconcile.absorb(self.replica, self.audit)
+        except SyncError as err:  # a busy replica: the next turn tries again
+            _LOG.warning("reconciliation: %s", err)
+            return []
+        for item in new:
+            _LOG.warning("reconciliation: sale %s: %s (%s)", item["sale_id"], reconcile.text(item), item["message"])
+        if new:
+            self.checkout._changed()
+        return new
 
     @property
     def _scanning(self) -> bool:

@@ -65,6 +65,8 @@ def refund_receipt(sale: dict[str, Any], amount_cents: int, *, device_id: str, t
     return Receipt(title="退款凭证", header=[f"设备 {device_id}", when],
                    lines=[ReceiptLine("原单号", sale["sale_id"][5:21])],
                    totals=[ReceiptLine("退款 " + _MODES.get(sale["mode"], sale["mode"]), yuan(amount_cents))],
-                   footer=["请保留此凭证"])
+                   footer=([f"会员积分 -{sale['points']}"] if sale.get("points") else [])
+                   + (["离线退款 联网后同步"] if sale.get("refund_path") == "outbox" else [])
+                   + ["请保留此凭证"])
 
 

@@ -27,6 +27,15 @@ SCHEMA = (
     " anchor TEXT NOT NULL DEFAULT '')",
     "CREATE TABLE IF NOT EXISTS pos_credit (member_id TEXT PRIMARY KEY, grade TEXT NOT NULL,"
     " offline_limit_cents INTEGER NOT NULL, fetched_at_ms INTEGER NOT NULL)",
+    # One refund per sale (the primary key is the refund id, derived from the sale): a second scan, a
+    # retry after a crash or two counters at once cannot refund twice. path: online | outbox | cash;
+    # event_id: the queued refund event (outbox path) until the cloud acks it.
+    "CREATE TABLE IF NOT EXISTS pos_refunds (refund_id TEXT PRIMARY KEY, sale_id TEXT NOT NULL UNIQUE,"
+    " amount_cents INTEGER NOT NULL, path TEXT NOT NULL, event_id TEXT, refunded_at_ms INTEGER NOT NULL)",
+    # Corrections the cloud sent back about this device's sales (device.pos.reconcile), one per compensation.
+    "CREATE TABLE IF NOT EXISTS pos_reconciliation (compensation_id TEXT PRIMARY KEY, sale_id TEXT,"
+    " kind TEXT NOT NULL, amount_cents INTEGER NOT NULL, coupon_id TEXT NOT NULL, message TEXT NOT NULL,"
+    " state TEXT NOT NULL, created_at_ms INTEGER NOT NULL, resolved_at_ms INTEGER, resolved_by TEXT)",
 )
 # An offline limit older than this is not trusted (the member's credit may have dropped since).
 CREDIT_MAX_AGE_S = 7 * 24 * 3600.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from device.greeting import mask_name
+from device.pos import reconcile as rec
 from device.pos.checkout import Checkout
 from device.pos.receipt import yuan
 
@@ -44,8 +45,8 @@ def customer_view(checkout: Checkout, *, offline: bool, device: str) -> dict[str
 
 
 def cashier_view(checkout: Checkout, *, offline: bool, device: str, refund: str = "",
-                 peripherals: str = "") -> dict[str, Any]:
-    """The cashier screen."""
+                 peripherals: str = "", reconcile: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The cashier screen; ``reconcile`` are the open reconciliation items (device.pos.reconcile)."""
     with checkout._lock:
         view = _common(checkout, offline, device)
         view["items"] = [{"name": i["name"], "amount": yuan(int(i["cents"]))} for i in checkout.items]
@@ -56,4 +57,6 @@ def cashier_view(checkout: Checkout, *, offline: bool, device: str, refund: str 
         view["receipt"] = sale["sale_id"][5:21] if sale and checkout.state == "paid" else ""
         view["refund"] = refund
         view["peripherals"] = peripherals
+        view["reconcile"] = [{"id": r["compensation_id"], "sale": (r["sale_id"] or "")[5:21],
+                              "amount": yuan(int(r["amount_cents"])), "text": rec.text(r)} for r in reconcile or []]
         return view

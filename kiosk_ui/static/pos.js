@@ -17,7 +17,9 @@
     look: "Please look at the camera", phone_prompt: "Enter the last 4 digits of your phone", ok: "OK",
     confirm_pay: "Confirm payment", paying: "Paying…", paid: "Paid — thank you", points: "Face-pay points",
     refused: "Face pay could not be completed", cancel: "Cancel",
+    reconcile_title: "To collect · cloud reconciliation", sale_no: "Sale", collected: "Collected",
   };
+  const ZH_EXTRA = { sale_no: "单号", collected: "已补收" };
   const STATE_TEXT = {
     idle: ["空闲", "Idle"], cart: ["待支付", "Waiting for payment"], face: ["刷脸中", "Face check"],
     phone: ["验证手机尾号", "Phone digits"], confirm: ["等待顾客确认", "Customer confirming"], paying: ["支付中", "Paying"],
@@ -97,6 +99,7 @@
       setText("receipt", model.receipt);
       $("mode-line").hidden = !model.mode;
       setText("refund", pick(model.refund));
+      renderReconcile(Array.isArray(model.reconcile) ? model.reconcile : []);
     } else {
       $("discount-line").hidden = !model.coupon;
       setText("challenge", pick(model.challenge));
@@ -107,6 +110,31 @@
       if (state !== "phone") digits = "";
       showDigits();
     }
+  }
+
+  function renderReconcile(list) {
+    // Corrections the cloud sent back (e.g. a coupon used at two counters while offline): one line per
+    // sale, with the difference to collect and a button for the cashier once it is collected.
+    $("reconcile").hidden = list.length === 0;
+    const word = (key) => (lang === "en" ? EN[key] : ZH_EXTRA[key]);
+    $("reconcile-list").replaceChildren(...list.map((it) => {
+      const li = document.createElement("li");
+      li.className = "reconcile-item";
+      li.dataset.id = String(it.id ?? "");
+      const what = document.createElement("span");
+      what.className = "reconcile-text";
+      what.textContent = pick(it.text);
+      const sale = document.createElement("span");
+      sale.className = "reconcile-sale";
+      sale.textContent = it.sale ? `${word("sale_no")} ${it.sale}` : "";
+      const done = document.createElement("button");
+      done.type = "button";
+      done.className = "btn btn-small reconcile-done";
+      done.textContent = word("collected");
+      done.addEventListener("click", () => send({ action: "collect", id: String(it.id) }));
+      li.append(what, sale, done);
+      return li;
+    }));
   }
 
   async function send(action) {

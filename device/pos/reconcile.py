@@ -1,0 +1,105 @@
+"""Reconciliation items: the cloud's corrections about this device's sales, flagged for the cashier.
+
+A coupon is single-use, but two counters (or a counter and the member's mini-program) can each use it
+while offline. The cloud decides: the first redemption it records stands; a later one is kept as a
+CONFLICT and answered with a compensation (`coupon_double_redemption`, the discount given without
+cover; `coupon_invalid` when the coupon could not be used at all). The sync daemon stores it in the
+replica's `compensations` table when it settles the push; here the app turns each new one into a
+`pos_reconciliation` item tied to the sale that used the coupon (through `local_redemptions`, which
+holds the redemption's outbox event id — the compensation's cause), with an audit entry, in one
+transaction. The cashier sees "券已在其他终端使用，差额 ¥30.00 待补收" with the sale's number until
+they mark the difference collected (`resolve`, audited; the compensation is then marked seen).
+
+Nothing is lost or counted twice: an item per compensation id (a re-sync brings the same
+compensation back and changes nothing); the sale itself stays as it was booked (the money taken is
+what was taken), the item is the flag; a sale refunded in full has nothing left to collect, so its
+item is closed as "refunded" (here, or by the refund when it comes later).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from device.pos.audit import AuditLog
+from device.pos.payment import PaymentError
+from device.pos.receipt import yuan
+
+TEXTS = {
+    "coupon_double_redemption": ("券已在其他终端使用，差额 ¥{amount} 待补收",
+                                 "coupon already used at another counter: collect ¥{amount}"),
+    "coupon_invalid": ("券不可用，差额 ¥{amount} 待补收", "coupon was not valid: collect ¥{amount}"),
+}
+OTHER = ("云端更正，差额 ¥{amount} 待处理", "cloud correction: ¥{amount} to settle")
+
+
+class ReconcileError(PaymentError):
+    """A reconciliation action that does not apply (unknown or already resolved item)."""
+
+
+def _new(conn: Any) -> list[Any]:
+    return conn.execute(
+        "SELECT c.*, (SELECT s.sale_id FROM local_redemptions lr JOIN pos_sales s ON s.coupon_id = lr.coupon_id"
+        "             WHERE lr.event_id = c.cause_event_id) AS sale_id"
+        " FROM compensations c WHERE c.compensation_id NOT IN (SELECT compensation_id FROM pos_reconciliation)"
+        " ORDER BY c.received_at_ms, c.compensation_id").fetchall()
+
+
+def absorb(replica: Any, audit: AuditLog) -> list[dict[str, Any]]:
+    """Turn compensations not seen here yet into reconciliation items (one transaction, audited);
+    returns the new items. Cheap when there is nothing new (one read, no write lock)."""
+    with replica._lock:
+        if not _new(replica._conn):
+            return []
+    now = int(time.time() * 1000)
+    created: list[dict[str, Any]] = []
+    with replica.transaction() as conn:
+        for c in _new(conn):
+            sale = conn.execute("SELECT status FROM pos_sales WHERE sale_id = ?", (c["sale_id"],)).fetchone()
+            state = "refunded" if sale is not None and sale[0] == "refunded" else "open"
+            item = {"compensation_id": c["compensation_id"], "sale_id": c["sale_id"], "kind": c["kind"],
+                    "amount_cents": int(c["amount_cents"]), "coupon_id": c["coupon_id"], "message": c["message"],
+                    "state": state, "created_at_ms": now, "resolved_at_ms": now if state != "open" else None,
+                    "resolved_by": "refund" if state != "open" else None}
+            conn.execute("INSERT INTO pos_reconciliation VALUES (:compensation_id, :sale_id, :kind, :amount_cents,"
+                         " :coupon_id, :message, :state, :created_at_ms, :resolved_at_ms, :resolved_by)", item)
+            audit.append(conn, "reconcile", {"compensation_id": item["compensation_id"], "sale_id": item["sale_id"],
+                                             "kind": item["kind"], "coupon_id": item["coupon_id"],
+                                             "amount_cents": item["amount_cents"], "state": state,
+                                             "cloud": item["message"]}, now)
+            created.append(item)
+    return created
+
+
+def items(replica: Any, open_only: bool = True) -> list[dict[str, Any]]:
+    """Reconciliation items, oldest first (only the open ones by default)."""
+    where = " WHERE state = 'open'" if open_only else ""
+    with replica._lock:
+        rows = replica._conn.execute(f"SELECT * FROM pos_reconciliation{where} ORDER BY created_at_ms,"
+                                     " compensation_id").fetchall()
+    return [dict(r) for r in rows]
+
+
+def text(item: dict[str, Any]) -> str:
+    """What the cashier reads: "中文 · English" (the page picks a side)."""
+    zh, en = TEXTS.get(item["kind"], OTHER)
+    amount = yuan(int(item["amount_cents"]))
+    return f"{zh.format(amount=amount)} · {en.format(amount=amount)}"
+
+
+def resolve(replica: Any, audit: AuditLog, compensation_id: str, by: str = "cashier") -> dict[str, Any]:
+    """The cashier collected the difference: close the item (audited) and mark the compensation seen."""
+    now = int(time.time() * 1000)
+    with replica.transaction() as conn:
+        row = conn.execute("SELECT * FROM pos_reconciliation WHERE compensation_id = ?", (compensation_id,)).fetchone()
+        if row is None:
+            raise ReconcileError("没有这条待处理差额 · no such reconciliation item")
+        if row["state"] != "open":
+            raise ReconcileError(f"此差额已处理（{row['state']}） · this item was already settled ({row['state']})")
+        conn.execute("UPDATE pos_reconciliation SET state = 'collected', resolved_at_ms = ?, resolved_by = ?"
+                     " WHERE compensation_id = ?", (now, by, compensation_id))
+        conn.execute("UPDATE compensations SET seen = 1 WHERE compensation_id = ?", (compensation_id,))
+        audit.append(conn, "reconcile", {"compensation_id": compensation_id, "sale_id": row["sale_id"],
+                                         "state": "collected", "amount_cents": int(row["amount_cents"]), "by": by},
+                     now)
+    return dict(row) | {"state": "collected", "resolved_at_ms": now, "resolved_by": by}
