@@ -263,7 +263,8 @@ class MirrorApp(TouchActions):
             self.traffic.flush_due(int(self.clock() * 1000))
         if self.enrollment is not None and self.enrollment.active:
             for code in member_codes(self.features.scanner):
-                if self.enrollment.on_code(code):
+                before = self.enrollment.message
+                if self.enrollment.on_code(code) or self.enrollment.message != before:  # refusals are shown too
                     self._show_enroll()
             if self._result_since is not None and now - self._result_since >= RESULT_SHOW_S:
                 self.enrollment.cancel()

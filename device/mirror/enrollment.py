@@ -219,7 +219,9 @@ class EnrollmentFlow:
         except DriverError as err:  # libzbar missing: say so once, the scanner may still work
             _LOG.error("enrollment: %s", err)
             return False
-        return any(self.on_code(code) for code in codes)
+        before = self.message
+        accepted = any(self.on_code(code) for code in codes)
+        return accepted or self.message != before  # a refusal's reason must reach the screen
 
     def _feed_capture(self, s: _Session, rgb: np.ndarray, timestamp: float) -> bool:
         from inference.quality import face_quality
