@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.v1 import sync_pb2
 from device.demo import BUILTIN_CAST
 
 BIN = Path(sys.executable).parent
@@ -91,6 +92,28 @@ def enroll_device(cloud: Cloud, root: Path, profile: str, depth_dir: Path | None
         f"--claim-token={token}", "--ca-file", str(cloud.ca / "ca.pem"))
     cli("joyedge", "sync", "--config", str(cfg), "--once")
     return cfg
+
+
+def push_unsettled(cloud: Cloud, cfg_file: Path, replica) -> sync_pb2.PushResponse:
+    """Push the device's pending outbox to the cloud over its mTLS identity and do NOT settle the
+    answer: what a sync daemon killed after the cloud applied a push, before the device stored the
+    ack, leaves behind (the same events go again with the next sync)."""
+    from device.config import load_config
+    from sync.client import SyncClient
+    from sync.identity import DeviceIdentity
+    from sync.outbox import Outbox
+
+    cfg = load_config(cfg_file)
+    ident = DeviceIdentity.load(cfg.identity_dir)
+    client = SyncClient(f"127.0.0.1:{cloud.port}", credentials=ident.channel_credentials(),
+                        options=ident.channel_options())
+    try:
+        events = Outbox(replica).pending()
+        assert events, "nothing to push"
+        return client.push(sync_pb2.PushRequest(device_id=cfg.device.id, site_id=cfg.device.site_id,
+                                                store_id=cfg.device.store_id, events=events))
+    finally:
+        client.close()
 
 
 def face_depth(shape: tuple[int, int], box, nose, relief_mm: float = 25.0, dist_mm: float = 600.0) -> np.ndarray:

@@ -25,7 +25,7 @@ from device.pos.build import build_pos_app, connect_gateway
 from device.pos.payment import PaymentError
 from device.pos.receipt import qr_text
 from drivers.camera.fake import FakeCamera
-from tests.pos.conftest import cli, enroll_device
+from tests.pos.conftest import cli, enroll_device, push_unsettled
 from tests.pos.test_offline_refund_audit import _NoDepth, _pay
 from tests.pos.test_pay_by_face import Screens
 
@@ -176,21 +176,7 @@ def test_app_killed_between_the_local_refund_and_the_push_loses_nothing_and_doub
     assert app.audit.verify([sale["anchor"]]).ok
     # The push is cut after the cloud applied it but before the device settled it (the daemon killed
     # mid-push): the same events go again and are answered DUPLICATE.
-    from api.v1 import sync_pb2
-    from sync.client import SyncClient
-    from sync.identity import DeviceIdentity
-    from sync.outbox import Outbox
-
-    cfg = load_config(cfg_file)
-    ident = DeviceIdentity.load(cfg.identity_dir)
-    client = SyncClient(f"127.0.0.1:{cloud.port}", credentials=ident.channel_credentials(),
-                        options=ident.channel_options())
-    try:
-        events = Outbox(app.replica).pending()
-        client.push(sync_pb2.PushRequest(device_id=cfg.device.id, site_id=cfg.device.site_id,
-                                         store_id=cfg.device.store_id, events=events))
-    finally:
-        client.close()
+    push_unsettled(cloud, cfg_file, app.replica)
     assert _payments_stream(app) != []  # not settled: still in the outbox
     out = cli("joyedge", "sync", "--config", str(cfg_file), "--once").stdout
     assert int(re.search(r"duplicate (\d+)", out).group(1)) >= 3, out  # payment, points, refund (…)
