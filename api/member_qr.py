@@ -8,7 +8,7 @@ The 悦云 mini-program shows a QR that changes every ~30 s. Its text is one com
                        | nonce 12 bytes | site id: len u8 + UTF-8 | member id: len u8 + UTF-8
     signature          64-byte Ed25519 over DOMAIN || body, by the site's member-QR key
 
-Binary, not JSON: ~160 characters, so the QR stays small (version 8-9) and a mirror camera reads it
+Binary, not JSON: ~160 characters, so the QR stays small (version 9) and a mirror camera reads it
 from a phone at arm's length. The key id is the first 8 bytes of SHA-256 of the raw 32-byte public
 key, so a site can publish a new key beside the old one and devices pick the right one. DOMAIN
 separates these signatures from anything else the key might ever sign.
