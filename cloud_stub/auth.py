@@ -9,8 +9,9 @@ The cloud listens on two ports of one gRPC server (see ARCHITECTURE.md, "Enrollm
 
 `AuthInterceptor` runs before every handler of a secure server. It parses the verified peer
 certificate, refuses a revoked one (UNAUTHENTICATED), lets a call without a certificate through only
-to `Enroll`/health, checks the method against the caller's role (PERMISSION_DENIED), and makes the
-identity available to handlers. Handlers then scope by it:
+to `Enroll`/health, checks the method against the caller's role (PERMISSION_DENIED), binds a device's
+request to its certificate (`DEVICE_BINDINGS`: device/site/store/member/payment fields, PERMISSION_DENIED
+before any handler runs), and makes the identity available to handlers, which may scope further:
 
     ident = require_device(context, site_id=request.site_id)   # None only on an insecure server
 
@@ -46,8 +47,8 @@ _HEALTH = "/grpc.health.v1.Health/"
 ANONYMOUS_METHODS = frozenset({f"{_V1}Enrollment/Enroll", f"{_HEALTH}Check", f"{_HEALTH}Watch",
                                f"{_V1}TechnicianLogin/Login"})  # issue 8: one-time login token + CSR
 #: What each role may call, as full method names or service prefixes ending in "/". Operators may
-#: call everything. A device reaches its own data through these; per-call scoping (site, device id)
-#: is done by the handler with `require_device`.
+#: call everything. A device reaches its own data through these; which request fields must name the
+#: caller itself is `DEVICE_BINDINGS` (below), enforced by `AuthInterceptor` before any handler runs.
 ROLE_METHODS: dict[str, tuple[str, ...]] = {
     ROLE_DEVICE: (
         f"{_V1}Sync/", _HEALTH,
@@ -66,8 +67,65 @@ ROLE_METHODS: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class Binding:
+    """Which request fields of a device-callable method name *who* acts; checked against the
+    caller's certificate before the handler runs (`services/binding.py` does the lookups).
+
+    device   must be the certificate's device id (filled from it when empty)
+    site     must be the certificate's site (filled from it when empty)
+    store    must name a store of the certificate's site (filled with the certificate's store when empty)
+    member   must name a member whose home site is the certificate's site (empty: left to the handler)
+    payment  must name a payment taken in a store of the certificate's site (unknown: the handler's NOT_FOUND)
+    items    a repeated message field whose every element is checked against `item`
+    note     why nothing (more) is bound here: the handler scopes the call by the certificate itself
+    """
+
+    device: tuple[str, ...] = ()
+    site: tuple[str, ...] = ()
+    store: tuple[str, ...] = ()
+    member: tuple[str, ...] = ()
+    payment: tuple[str, ...] = ()
+    items: str = ""
+    item: Binding | None = None
+    note: str = ""
+
+
+_DEV, _SITE, _STORE, _MEMBER = ("device_id",), ("site_id",), ("store_id",), ("member_id",)
+#: Every method a DEVICE certificate may call, with the request fields bound to the certificate.
+#: Fail closed: a device call to a method missing here is PERMISSION_DENIED even when ROLE_METHODS
+#: lets the device reach the service (e.g. a new Payment method). Operators and technicians are not
+#: bound (operators may do everything; technicians only reach what ROLE_METHODS grants them).
+DEVICE_BINDINGS: dict[str, Binding] = {
+    f"{_V1}Sync/Pull": Binding(device=_DEV, site=_SITE, store=_STORE),
+    f"{_V1}Sync/Push": Binding(device=_DEV, site=_SITE, store=_STORE),
+    f"{_V1}Sync/Snapshot": Binding(device=_DEV, site=_SITE, store=_STORE),
+    f"{_V1}Enrollment/RotateCertificate": Binding(note="the new certificate names the calling certificate's holder"),
+    f"{_V1}DeviceRegistry/Heartbeat": Binding(device=_DEV),
+    f"{_V1}DeviceRegistry/GetDevice": Binding(device=_DEV),
+    f"{_V1}Payment/Authorize": Binding(device=_DEV, store=_STORE, member=_MEMBER),
+    f"{_V1}Payment/Capture": Binding(payment=("payment_id",)),
+    f"{_V1}Payment/Refund": Binding(payment=("payment_id",)),
+    f"{_V1}Payment/GetPayment": Binding(payment=("payment_id",)),
+    f"{_V1}Marketing/RedeemCoupon": Binding(device=_DEV, store=_STORE, member=_MEMBER),
+    f"{_V1}Marketing/ReportOfflineRedemptions": Binding(
+        device=_DEV, items="redemptions", item=Binding(store=_STORE, member=_MEMBER)),
+    f"{_V1}Credit/GetCredit": Binding(member=_MEMBER),
+    f"{_V1}CRM/GetMember": Binding(member=_MEMBER),
+    f"{_V1}CRM/RecordConsent": Binding(device=_DEV, member=_MEMBER),
+    f"{_V1}CRM/EnrollFace": Binding(member=_MEMBER),  # the consent must be this member's (storage checks)
+    f"{_V1}CRM/WithdrawConsent": Binding(member=_MEMBER),
+    f"{_V1}Fusion/FindCar": Binding(note="the handler resolves `who` only among members and cars of the caller's site"),
+    f"{_V1}MemberQr/GetKeys": Binding(site=_SITE),
+}
+
+
 class AuthError(CloudError):
     """A certificate or identity is malformed or cannot be used."""
+
+
+class BindingDenied(AuthError):
+    """The request names a device, site, store, member or payment the caller may not act for."""
 
 
 @dataclass(frozen=True)
@@ -225,11 +283,17 @@ class AuthInterceptor(grpc.ServerInterceptor):
     """Gate of a secure server: identity, revocation and role, before any handler runs.
 
     `is_revoked(serial) -> bool` is asked for every call with a certificate (an indexed lookup);
-    it is the revocation list in the cloud's storage (`ca.CertificateStore.is_revoked`).
+    it is the revocation list in the cloud's storage (`ca.certificate_gate`).
+
+    `bind(method, identity, request)` checks a device's request against `DEVICE_BINDINGS` (storage
+    lookups: `services.binding.binder`); it raises BindingDenied (→ PERMISSION_DENIED) and may fill
+    empty id fields from the certificate. Without it, device calls to bound methods are refused.
     """
 
-    def __init__(self, is_revoked: Callable[[int], bool]) -> None:
+    def __init__(self, is_revoked: Callable[[int], bool],
+                 bind: Callable[[str, PeerIdentity, Any], None] | None = None) -> None:
         self._is_revoked = is_revoked
+        self._bind = bind
 
     def _check(self, method: str, context: grpc.ServicerContext) -> PeerIdentity | None:
         ident = peer_identity(context)
@@ -241,9 +305,32 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if self._is_revoked(ident.serial):
             log.warning("refused revoked certificate %x of %s", ident.serial, ident.uri)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, f"certificate {ident.serial:x} has been revoked")
-        if not _allowed(ident.role, method):
+        if not _allowed(ident.role, method) or (ident.role == ROLE_DEVICE and method not in DEVICE_BINDINGS):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"a {ident.role} certificate may not call {method}")
         return ident
+
+    def _check_request(self, method: str, ident: PeerIdentity | None, request: Any,
+                       context: grpc.ServicerContext) -> None:
+        """Bind a device's request to its certificate (DEVICE_BINDINGS); other callers pass.
+
+        `request` is None for a client-streaming method: nothing can be checked before the handler,
+        so only a method whose binding is a handler `note` may be called that way.
+        """
+        if ident is None or ident.role != ROLE_DEVICE:
+            return
+        binding = DEVICE_BINDINGS[method]
+        if binding == Binding(note=binding.note):
+            return  # nothing in the request names the caller; the handler scopes by the certificate
+        if self._bind is None or request is None:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method}: the caller's request cannot be bound here")
+        try:
+            self._bind(method, ident, request)  # type: ignore[misc]
+        except BindingDenied as err:
+            log.warning("refused %s by %s: %s", method, ident.uri, err)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
+        except CloudError as err:  # the lookups failed (busy or broken storage): nothing ran yet
+            log.warning("could not check %s by %s: %s", method, ident.uri, err)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot check the caller's rights now ({err}); retry")
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -251,18 +338,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return None
         method = details.method
 
-        def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def unary(behavior: Callable[..., Any], streamed: bool = False) -> Callable[..., Any]:
             def run(request: Any, context: grpc.ServicerContext) -> Any:
-                token = _CHECKED.set(self._check(method, context))
+                ident = self._check(method, context)
+                self._check_request(method, ident, None if streamed else request, context)
+                token = _CHECKED.set(ident)
                 try:
                     return behavior(request, context)
                 finally:
                     _CHECKED.reset(token)
             return run
 
-        def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def streaming(behavior: Callable[..., Any], streamed: bool = False) -> Callable[..., Any]:
             def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 ident = self._check(method, context)
+                self._check_request(method, ident, None if streamed else request, context)
                 # The handler's generator body runs while we iterate it: keep the identity set.
                 token = _CHECKED.set(ident)
                 try:
@@ -274,10 +364,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if handler.unary_unary:
             return handler._replace(unary_unary=unary(handler.unary_unary))
         if handler.stream_unary:
-            return handler._replace(stream_unary=unary(handler.stream_unary))
+            return handler._replace(stream_unary=unary(handler.stream_unary, streamed=True))
         if handler.unary_stream:
             return handler._replace(unary_stream=streaming(handler.unary_stream))
-        return handler._replace(stream_stream=streaming(handler.stream_stream))
+        return handler._replace(stream_stream=streaming(handler.stream_stream, streamed=True))
 
 
 def now_utc() -> datetime:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,9 +38,19 @@ SERVER_CERT_VALIDITY_S = 365 * 24 * 3600
 CA_CERT_VALIDITY_S = 10 * 365 * 24 * 3600
 #: Certificates start this much in the past, so a device whose clock is a little behind accepts them.
 CLOCK_SKEW_S = 300
+#: After a rotation the old certificate is revoked this long after the device first presents the new
+#: one: calls it started on the old channel (long poll 10 s, payments 5 s, quick retries) finish.
+#: A call's certificate is checked when the call starts, so a stream already running is never cut.
+ROTATION_GRACE_S = 120.0
+#: ...and at the latest this long after the new one was issued, even if the device never used it.
+#: Until then a device that lost the RotateCertificate answer gets it again by retrying with the
+#: same key (the daemon retries every 10 min), instead of being stranded with a revoked certificate.
+ROTATION_CLAIM_S = 24 * 3600.0
 #: Largest CSR accepted (a P-256 CSR is ~400 bytes of PEM).
 MAX_CSR_BYTES = 8192
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+log = logging.getLogger(__name__)
 
 
 class CaError(CloudError):
@@ -297,33 +309,71 @@ def record_certificate(conn: Any, cert: Any, *, replaces: str = "") -> dict[str,
     return row
 
 
+def _revoked(revoked_at_ms: int, now: int) -> bool:
+    # revoked_at_ms: 0 = valid; in the future = revocation scheduled (a rotated certificate's grace).
+    return 0 < revoked_at_ms <= now
+
+
 def is_revoked(storage: Storage, serial: int) -> bool:
     """True when the certificate was revoked — or was never recorded by this cloud (fail closed)."""
     with storage.transaction("check certificate", write=False) as conn:
         row = conn.execute("SELECT revoked_at_ms FROM certificates WHERE serial = ?", (serial_hex(serial),)).fetchone()
-    return row is None or row[0] > 0
+    return row is None or _revoked(row[0], now_ms())
+
+
+def certificate_gate(storage: Storage) -> Callable[[int], bool]:
+    """The `is_revoked` hook of `auth.AuthInterceptor`: `is_revoked`, plus the first use of a rotated
+    certificate brings its predecessor's revocation forward to now + ROTATION_GRACE_S (one write per
+    rotation; the device has proven it holds the new certificate)."""
+
+    def refused(serial: int) -> bool:
+        now = now_ms()
+        with storage.transaction("check certificate", write=False) as conn:
+            row = conn.execute(
+                "SELECT c.revoked_at_ms, c.replaces, p.revoked_at_ms FROM certificates c"
+                " LEFT JOIN certificates p ON p.serial = c.replaces WHERE c.serial = ?", (serial_hex(serial),),
+            ).fetchone()
+        if row is None or _revoked(row[0], now):
+            return True
+        cutoff = now + int(ROTATION_GRACE_S * 1000)
+        if row[1] and row[2] is not None and (row[2] == 0 or row[2] > cutoff):
+            try:
+                _schedule_revocation(storage, row[1], cutoff, f"rotated to {serial_hex(serial)}")
+            except CloudError as err:  # busy: the next call tries again; this one may proceed
+                log.warning("could not schedule revocation of %s: %s", row[1], err)
+        return False
+
+    return refused
+
+
+def _schedule_revocation(storage: Storage, serial: str, at_ms: int, reason: str) -> None:
+    with storage.transaction("schedule revocation") as conn:
+        conn.execute("UPDATE certificates SET revoked_at_ms = ?, revoke_reason = ? WHERE serial = ?"
+                     " AND (revoked_at_ms = 0 OR revoked_at_ms > ?)", (at_ms, reason, serial, at_ms))
 
 
 def revoke(storage: Storage, *, serial: str = "", device_id: str = "", reason: str = "revoked by operator") -> list[str]:
     """Revoke one certificate by hex serial, or every certificate of a device; the serials revoked.
 
-    NotFoundError when nothing matches. Revoking is immediate: the next call with it is refused.
+    NotFoundError when nothing matches. Revoking is immediate: the next call with it is refused
+    (also for a rotated certificate whose revocation was only scheduled).
     """
     if bool(serial) == bool(device_id):
         raise InvalidRequestError("give exactly one of a serial or a device id")
+    now = now_ms()
     with storage.transaction("revoke certificate") as conn:
         if serial:
             key = serial.lower().removeprefix("0x")
-            rows = conn.execute("SELECT serial FROM certificates WHERE serial = ? AND revoked_at_ms = 0",
-                                (key,)).fetchall()
+            rows = conn.execute("SELECT serial FROM certificates WHERE serial = ? AND (revoked_at_ms = 0"
+                                " OR revoked_at_ms > ?)", (key, now)).fetchall()
         else:
-            rows = conn.execute("SELECT serial FROM certificates WHERE device_id = ? AND revoked_at_ms = 0",
-                                (device_id,)).fetchall()
+            rows = conn.execute("SELECT serial FROM certificates WHERE device_id = ? AND (revoked_at_ms = 0"
+                                " OR revoked_at_ms > ?)", (device_id, now)).fetchall()
         if not rows:
             raise NotFoundError(f"no unrevoked certificate {'with serial ' + serial if serial else 'of device ' + device_id}")
         serials = [r[0] for r in rows]
         conn.executemany("UPDATE certificates SET revoked_at_ms = ?, revoke_reason = ? WHERE serial = ?",
-                         [(now_ms(), reason, s) for s in serials])
+                         [(now, reason, s) for s in serials])
     return serials
 
 

@@ -2,14 +2,19 @@
 rotation gives an enrolled device a new certificate for a new key, keeping its identity.
 
 A claim token works once. A retry after a lost answer (same token, a CSR for the same key) gets the
-certificate that was issued; any other reuse is refused. Rotation keeps the old certificate valid
-until it expires (the daemon may still have calls in flight on it); revoking is `ca revoke`.
+certificate that was issued; any other reuse is refused.
+
+Rotation revokes the old certificate: `ca.ROTATION_GRACE_S` after the device first presents the new
+one (calls in flight on the old channel finish), at the latest `ca.ROTATION_CLAIM_S` after issuing
+it. Until the device has used the new certificate, a retry with the same key (a lost answer) gets the
+same new certificate again; a different key is refused (one outstanding successor per certificate).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from cloud_stub import ca as ca_module
 from cloud_stub import registry, validate
 from cloud_stub.auth import ROLE_DEVICE, PeerIdentity
 from cloud_stub.ca import (
@@ -21,7 +26,7 @@ from cloud_stub.ca import (
     serial_hex,
 )
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
-from cloud_stub.storage import Storage
+from cloud_stub.storage import Storage, now_ms
 
 
 def _csr_key_hash(csr_pem: str) -> str:
@@ -71,12 +76,24 @@ def enroll(storage: Storage, ca: CertificateAuthority, *, claim_token: str, csr_
 
 def rotate(storage: Storage, ca: CertificateAuthority, caller: PeerIdentity, *, csr_pem: str,
            validity_s: int = DEVICE_CERT_VALIDITY_S) -> dict[str, Any]:
-    """A new certificate with the caller's identity for the new key in `csr_pem`."""
+    """A new certificate with the caller's identity for the new key in `csr_pem`; schedules the
+    revocation of the calling certificate (module docstring)."""
     key_hash = _csr_key_hash(csr_pem)
+    now = now_ms()
     with storage.transaction("rotate certificate") as conn:
         old = conn.execute("SELECT * FROM certificates WHERE serial = ?", (serial_hex(caller.serial),)).fetchone()
-        if old is None or old["revoked_at_ms"]:
+        if old is None or 0 < old["revoked_at_ms"] <= now:
             raise NotFoundError("the calling certificate is not on record or was revoked; enroll again")
+        successor = conn.execute(
+            "SELECT * FROM certificates WHERE replaces = ? AND (revoked_at_ms = 0 OR revoked_at_ms > ?)"
+            " ORDER BY issued_at_ms DESC LIMIT 1", (old["serial"], now)).fetchone()
+        if successor is not None:
+            if successor["public_key_sha256"] == key_hash:  # a retry after a lost answer
+                return _answer(dict(successor), registry.get_device_conn(conn, caller.device_id), ca.ca_pem)
+            raise ConflictError(f"certificate {old['serial']} was already rotated to {successor['serial']} for"
+                                " another key; use that certificate (or enroll again if its key is lost)")
+        if old["revoked_at_ms"]:
+            raise NotFoundError("the calling certificate is being revoked; use its successor or enroll again")
         if old["public_key_sha256"] == key_hash:
             raise InvalidRequestError("rotation needs a new key: the CSR reuses the current certificate's key")
         device = registry.get_device_conn(conn, caller.device_id)
@@ -85,4 +102,6 @@ def rotate(storage: Storage, ca: CertificateAuthority, caller: PeerIdentity, *, 
         cert = ca.sign_csr(csr_pem, role=ROLE_DEVICE, site_id=caller.site_id, store_id=caller.store_id,
                            device_id=caller.device_id, validity_s=validity_s)
         row = record_certificate(conn, cert, replaces=old["serial"])
+        conn.execute("UPDATE certificates SET revoked_at_ms = ?, revoke_reason = ? WHERE serial = ?",
+                     (now + int(ca_module.ROTATION_CLAIM_S * 1000), f"rotated to {row['serial']} (not yet used)", old["serial"]))
         return _answer(row, device, ca.ca_pem)

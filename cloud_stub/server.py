@@ -120,7 +120,11 @@ def start_server(
         raise CloudError(f"refusing plain-text gRPC on {host}: --insecure is allowed on loopback only; use --tls-dir")
     store = storage if storage is not None else SqliteStorage(db_path)
     executor = futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="joyedge-cloud")
-    interceptors = [] if insecure else [auth.AuthInterceptor(lambda serial: ca.is_revoked(store, serial))]
+    from cloud_stub.services.binding import binder
+
+    # Every secure call: certificate, revocation (a rotation's first use schedules the old one's), role,
+    # and the request's ids bound to the certificate (auth.DEVICE_BINDINGS).
+    interceptors = [] if insecure else [auth.AuthInterceptor(ca.certificate_gate(store), bind=binder(store))]
     # so_reuseport=0: a second server on the same port must fail, not silently share it.
     server = grpc.server(executor, interceptors=interceptors, options=[
         ("grpc.so_reuseport", 0),
