@@ -2,21 +2,26 @@
 
 Templates are decrypted from the replica into one float32 matrix (rows L2-normalised), so a
 search is a single matrix-vector product plus a per-member max: memory-bandwidth bound, ~2 ms
-for 10^5 members on one core. Nothing here is ever written back to disk.
+for 10^5 members on one core. From `gallery_scan.SCAN_MIN_ROWS` rows on, the search scans an int8
+copy first and rescores exactly only the rows its error bound cannot rule out (same results, a
+quarter of the bytes: see device/gallery_scan.py). Nothing here is ever written back to disk.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from device import gallery_scan
+from device.gallery_scan import CompactCopy, top_members
+from inference.int8_gemv import KernelUnavailableError
 from sync.replica import Replica
 
-# Up to this many candidates are picked by repeated argmax instead of a partition.
-SMALL_K = 8
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,13 @@ class Candidate:
 class Gallery:
     """Templates grouped by member; `search` returns the top-k members by similarity."""
 
-    def __init__(self) -> None:
+    def __init__(self, scan_min_rows: int | None = -1) -> None:
+        """`scan_min_rows`: rows from which the int8 two-stage search is used (-1: the module default
+        `gallery_scan.SCAN_MIN_ROWS`; None: never, float32 only). Results are the same either way."""
+        self._scan_min_rows = gallery_scan.SCAN_MIN_ROWS if scan_min_rows == -1 else scan_min_rows
+        self._compact: CompactCopy | None = None  # built lazily by the first large search after a change
+        self._compact_failed = False  # the kernel is unusable here: float32 from now on
+        self._build_lock = threading.Lock()
         self._lock = threading.Lock()
         self._matrix = np.zeros((0, 128), dtype=np.float32)
         self._weights = np.zeros(0, dtype=np.float32)
@@ -67,6 +78,7 @@ class Gallery:
         with self._lock:
             self._matrix, self._weights, self._members, self._starts = matrix, weights, members, starts
             self._template_ids = tids
+            self._compact = None  # stale: rebuilt for the new matrix by the next large search
             # Identity check in search: these exact weights are all 1 (no feedback, no synced weights).
             self._unit_weights = weights if bool(weights.size) and bool(np.all(weights == 1.0)) else None
 
@@ -130,6 +142,7 @@ class Gallery:
             self._members = [str(m) for m in sorted_members[new_starts]]
             self._starts = new_starts
             self._template_ids = [all_tids[i] for i in order] if len(all_tids) == len(order) else []
+            self._compact = None
             self._unit_weights = w if bool(w.size) and bool(np.all(w == 1.0)) else None
 
     def scale_template(self, template_id: str, factor: float) -> bool:
@@ -144,33 +157,62 @@ class Gallery:
             self._weights = weights
         return True
 
+    @property
+    def compact_bytes(self) -> int:
+        """RAM of the int8 copy currently built (0 when none: small gallery, not searched yet, or float only)."""
+        compact = self._compact
+        return compact.nbytes if compact is not None else 0
+
+    def _compact_for(self, matrix: np.ndarray) -> CompactCopy | None:
+        """The int8 copy of `matrix`, built on first use; None when the kernel is unusable here."""
+        compact = self._compact
+        if compact is not None and compact.matrix is matrix:
+            return compact
+        with self._build_lock:  # one build at a time; the others wait and reuse it
+            compact = self._compact
+            if compact is not None and compact.matrix is matrix:
+                return compact
+            if self._compact_failed:
+                return None
+            try:
+                compact = CompactCopy.build(matrix)
+            except KernelUnavailableError as err:
+                log.warning("gallery: int8 search unavailable, searching float32 only: %s", err)
+                self._compact_failed = True
+                return None
+            with self._lock:
+                if self._matrix is matrix:  # not replaced by a load meanwhile
+                    self._compact = compact
+            return compact
+
     def search(self, probe: np.ndarray, k: int = 2) -> list[Candidate]:
         """Top-k members by their best template's weighted cosine similarity to `probe`."""
         with self._lock:
             matrix, weights, members, starts = self._matrix, self._weights, self._members, self._starts
             tids = self._template_ids
-        if not members:
+            unit = weights is self._unit_weights
+        if not members or k <= 0:
             return []
         q = np.asarray(probe, dtype=np.float32)
         q = q / max(float(np.linalg.norm(q)), 1e-12)
+        if self._scan_min_rows is not None and len(matrix) >= self._scan_min_rows:
+            compact = self._compact_for(matrix)
+            found = gallery_scan.search(compact, weights, unit, starts, q, k) if compact is not None else None
+            if found is not None:
+                return [Candidate(members[i], float(score), tids[row] if tids else "")
+                        for i, score, row in zip(*found, strict=True)]
+        return self._search_plain(matrix, weights, unit, members, starts, tids, q, k)
+
+    @staticmethod
+    def _search_plain(matrix: np.ndarray, weights: np.ndarray, unit: bool, members: list[str],
+                      starts: np.ndarray, tids: list[str], q: np.ndarray, k: int) -> list[Candidate]:
+        """The float32 search: one matrix-vector product over every row."""
         sims = matrix @ q
         # Skip the passes that change nothing (the common cases): one more pass over N scores each.
-        if weights is not self._unit_weights:
+        if not unit:
             sims *= weights
         best = sims if len(members) == len(sims) else np.maximum.reduceat(sims, starts)
-        k = min(k, len(members))
-        if k <= SMALL_K:
-            # k argmax passes over N floats (~10 us each at 100k) beat argpartition (~250 us).
-            top = np.empty(k, dtype=np.int64)
-            saved = np.empty(k, dtype=best.dtype)
-            for j in range(k):
-                top[j] = int(np.argmax(best))
-                saved[j] = best[top[j]]
-                best[top[j]] = -np.inf  # `best` is this call's own array (matmul result or reduceat)
-            best[top] = saved
-        else:
-            top = np.argpartition(-best, k - 1)[:k]
-            top = top[np.argsort(-best[top])]
+        top = top_members(best, k)
         out = []
         for i in top:
             end = int(starts[i + 1]) if i + 1 < len(starts) else len(sims)

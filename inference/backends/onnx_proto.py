@@ -90,20 +90,24 @@ class Graph:
         self.initializers.append(tensor_proto(name, array))
         return name
 
-    def node(self, op: str, inputs: Sequence[str], output: str | None = None, **attrs: int | float | Sequence[int]) -> str:
-        """Add a node with one output and return the output's name."""
+    def node(self, op: str, inputs: Sequence[str], output: str | None = None, *, domain: str = "",
+             **attrs: int | float | Sequence[int]) -> str:
+        """Add a node with one output and return the output's name (`domain` e.g. "com.microsoft")."""
         self._count += 1
         out = output or f"{op.lower()}_{self._count}"
         body = b"".join(_bytes(1, i) for i in inputs) + _bytes(2, out)
         body += _bytes(3, f"{op}_{self._count}") + _bytes(4, op)
         body += b"".join(_bytes(5, _attribute(k, v)) for k, v in sorted(attrs.items()))
+        if domain:
+            body += _bytes(7, domain)
         self.nodes.append(body)
         return out
 
-    def model(self, inputs: Sequence[bytes], outputs: Sequence[bytes], producer: str) -> bytes:
-        """The serialized ModelProto."""
+    def model(self, inputs: Sequence[bytes], outputs: Sequence[bytes], producer: str,
+              extra_opsets: Sequence[tuple[str, int]] = ()) -> bytes:
+        """The serialized ModelProto; `extra_opsets` are (domain, version) imports besides the default one."""
         graph = b"".join(_bytes(1, n) for n in self.nodes) + _bytes(2, self.name)
         graph += b"".join(_bytes(5, t) for t in self.initializers)
         graph += b"".join(_bytes(11, v) for v in inputs) + b"".join(_bytes(12, v) for v in outputs)
-        opset = _bytes(1, "") + _int(2, OPSET)
-        return _int(1, IR_VERSION) + _bytes(2, producer) + _bytes(7, graph) + _bytes(8, opset)
+        opsets = [_bytes(1, "") + _int(2, OPSET)] + [_bytes(1, d) + _int(2, v) for d, v in extra_opsets]
+        return _int(1, IR_VERSION) + _bytes(2, producer) + _bytes(7, graph) + b"".join(_bytes(8, o) for o in opsets)
