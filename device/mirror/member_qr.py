@@ -41,6 +41,9 @@ LEGACY_PREFIX = "JOYMEMBER:"
 KEYS_FILE = "member_qr_keys.json"
 FETCH_DEADLINE_S = 3.0
 REFRESH_MIN_INTERVAL_S = 60.0
+# After a failed fetch (cloud slow or away at boot) the next code may ask again sooner: a mirror must not
+# refuse every member code for a minute because one call at start timed out.
+RETRY_AFTER_FAILURE_S = 5.0
 KEYS_MAX_AGE_S = 6 * 3600.0
 
 EXPIRED = ("二维码已过期，请刷新小程序后重试", "This code has expired; refresh the mini-program and try again")
@@ -119,6 +122,7 @@ class KeyRing:
         self._keys: dict[bytes, bytes] = {}
         self._fetched_at: float | None = None
         self._tried_at: float | None = None
+        self._failed = False
         self._load()
 
     def _load(self) -> None:
@@ -160,14 +164,17 @@ class KeyRing:
     def refresh(self) -> bool:
         """Ask the cloud for the keys (at most once per REFRESH_MIN_INTERVAL_S); True when they changed."""
         now = self.clock()
-        if self.fetch is None or (self._tried_at is not None and now - self._tried_at < REFRESH_MIN_INTERVAL_S):
+        wait = RETRY_AFTER_FAILURE_S if self._failed else REFRESH_MIN_INTERVAL_S
+        if self.fetch is None or (self._tried_at is not None and now - self._tried_at < wait):
             return False
         self._tried_at = now
         try:
             keys = dict(self.fetch())
         except DeviceError as err:
+            self._failed = True
             _LOG.warning("member-QR keys not refreshed (cached keys still used): %s", err)
             return False
+        self._failed = False
         self._fetched_at = now
         if keys == self._keys:
             return False

@@ -168,6 +168,26 @@ def test_keys_cached_for_offline_and_refreshed_on_unknown_key(mirror_cloud, tmp_
     assert len(calls) == 1
 
 
+def test_a_failed_key_fetch_is_retried_soon_not_after_a_minute(mirror_cloud):
+    """GIVEN a mirror whose first key fetch failed (cloud slow at boot) WHEN a member shows a code a few
+    seconds later THEN the keys are fetched again and the code works; a successful fetch still rate-limits."""
+    now = [1000.0]
+    outcomes = ["fail", "ok"]
+
+    def flaky():
+        if outcomes.pop(0) == "fail":
+            raise mqr.DeviceError("deadline exceeded")
+        return mqr.KeyFetcher(mirror_cloud.address, mirror_cloud.site_id, insecure=True)()
+
+    ring = KeyRing(mirror_cloud.site_id, None, flaky, clock=lambda: now[0])
+    assert not ring.refresh() and ring.keys() == {}
+    verifier = mqr.MemberCodeVerifier(mirror_cloud.site_id, ring, NonceLedger())
+    assert _refusal(verifier, mirror_cloud.mint(NEW_MEMBER)).reason == "unknown_key"  # too soon to ask again
+    now[0] += mqr.RETRY_AFTER_FAILURE_S + 0.1
+    assert verifier.member_id(verifier.verify(mirror_cloud.mint(NEW_MEMBER))) == NEW_MEMBER
+    assert outcomes == []
+
+
 def test_cli_mints_a_token_and_a_png(mirror_cloud, tmp_path, capsys):
     import numpy as np
     from PIL import Image
