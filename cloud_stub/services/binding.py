@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from api.v1 import crm_service_pb2
 from cloud_stub.auth import DEVICE_BINDINGS, Binding, BindingDenied, PeerIdentity
 from cloud_stub.storage import Storage
 
@@ -61,9 +62,14 @@ def _fill_and_collect(binding: Binding, ident: PeerIdentity, msg: Any, where: st
 _SITE_OF = {
     "store": "SELECT site_id FROM stores WHERE store_id = ?",
     "member": "SELECT site_id FROM members WHERE member_id = ?",
-    # A payment's site is its store's site (payments.store_id was checked when it was authorised).
+    # A payment's site is its store's site (payments.store_id was checked when it was authorised). A payment
+    # a π-POS took offline exists only as the purchase transaction its payment event booked (txn_id =
+    # payment id): its store's site counts the same, so a refund of it is bound to the site too.
     "payment": "SELECT COALESCE(s.site_id, '') FROM payments p LEFT JOIN stores s ON s.store_id = p.store_id"
-               " WHERE p.payment_id = ?",
+               " WHERE p.payment_id = ?1"
+               " UNION ALL SELECT COALESCE(s.site_id, '') FROM transactions t LEFT JOIN stores s"
+               f" ON s.store_id = t.store_id WHERE t.txn_id = ?1 AND t.kind = {crm_service_pb2.TRANSACTION_KIND_PURCHASE}"
+               " LIMIT 1",
 }
 
 

@@ -102,6 +102,9 @@ def seed(storage: SqliteStorage) -> None:
                               value_cents=1000, valid_from_ms=now - DAY_MS, valid_until_ms=now + DAY_MS)
 
 
+B_OFFLINE_SALE = "b-offline-sale-1"
+
+
 def _evidence() -> payment_pb2.PaymentEvidence:
     return payment_pb2.PaymentEvidence(match_score=0.97, liveness_passed=True, liveness_method="depth")
 
@@ -121,6 +124,12 @@ def world(tmp_path: Path) -> Iterator[World]:
             "amount_cents": 5000, "evidence": {"match_score": 0.97, "liveness_passed": True,
                                                "liveness_method": "depth", "phone_last4_confirmed": False}})
         payment.capture(storage, paid["payment_id"])
+        # A sale dev-b took offline: the cloud knows it only as the purchase its payment event booked.
+        with storage.transaction("offline sale of site b") as conn:
+            conn.execute("INSERT INTO transactions (txn_id, member_id, store_id, brand, amount_cents, at_ms, kind)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (B_OFFLINE_SALE, "b-m1", "b-s1", "优衣库", 5000,
+                                                           int(time.time() * 1000),
+                                                           crm_service_pb2.TRANSACTION_KIND_PURCHASE))
         yield World(db, storage, cloud, ca_dir, a, paid["payment_id"])
 
 
@@ -189,6 +198,8 @@ REFUSED: dict[str, Callable[[grpc.Channel, World], Any]] = {
         payment_pb2.CaptureRequest(payment_id=w.b_payment), timeout=T),
     "Refund a payment of site B": lambda ch, w: _pay(ch).Refund(
         payment_pb2.RefundRequest(refund_id="rf-1", payment_id=w.b_payment, amount_cents=100), timeout=T),
+    "Refund an offline sale of site B": lambda ch, w: _pay(ch).Refund(
+        payment_pb2.RefundRequest(refund_id="rf-2", payment_id=B_OFFLINE_SALE, amount_cents=100), timeout=T),
     "GetPayment of site B": lambda ch, w: _pay(ch).GetPayment(
         payment_pb2.GetPaymentRequest(payment_id=w.b_payment), timeout=T),
     "RedeemCoupon as another device": _redeem(device_id="dev-b"),
