@@ -45,6 +45,7 @@ from inference.image import load_image  # noqa: E402
 
 FPIR = 0.01
 ALIGNMENTS = ("blaze", "hog", "hog_roi", "blaze_ens9")
+GALLERY_THRESHOLDS = (0.92, 0.93, 0.94, 0.95)
 ROI_FACE_PX = 100  # face width the window is scaled to before HOG (HOG's window is 80 px)
 
 
@@ -154,8 +155,24 @@ def pairs(desc: dict, labels: dict[Path, str], align: str, metric: str) -> dict:
     same = (lab[:, None] == lab[None, :])[iu]
     gen, imp = s[iu][same], s[iu][~same]
     d = (gen.mean() - imp.mean()) / np.sqrt((gen.var() + imp.var()) / 2)
-    return {"d_prime": round(float(d), 3), "tar_at_far_1e-3": round(tar_at_far(gen, imp, 1e-3), 4),
-            "genuine_pairs": int(gen.size), "impostor_pairs": int(imp.size)}
+    out = {"d_prime": round(float(d), 3), "tar_at_far_1e-3": round(tar_at_far(gen, imp, 1e-3), 4),
+           "genuine_pairs": int(gen.size), "impostor_pairs": int(imp.size)}
+    if metric == "cos":
+        # What a threshold means for a real gallery: a stranger is compared with every member, so the
+        # chance that one of N members clears the threshold is ~ 1 - (1 - FAR)^N (pairs independent).
+        # With few impostor pairs the FAR is bounded from above (95 %: rule of three when none is seen,
+        # normal approximation otherwise), and the FPIR is given for that bound too.
+        def upper(k: int) -> float:
+            return 3.0 / imp.size if k == 0 else min(1.0, (k + 1.96 * np.sqrt(k)) / imp.size)
+
+        out["far_by_threshold"] = {}
+        for t in GALLERY_THRESHOLDS:
+            k = int((imp >= t).sum())
+            out["far_by_threshold"][f"{t:.2f}"] = {
+                "impostors_above": k, "far": k / imp.size, "far_95_upper": upper(k),
+                "tar": round(float((gen >= t).mean()), 4),
+                **{f"fpir_members_{n}_upper": round(1 - (1 - upper(k)) ** n, 3) for n in (100, 1000, 10000)}}
+    return out
 
 
 def _stranger_label(path: Path) -> str:
@@ -201,6 +218,11 @@ def main() -> int:
     print("1:1 over labelled photos (no Johns):  variant  d'  TAR@FAR1e-3")
     for key, r in result["pairs"].items():
         print(f"  {key:22s} {r['d_prime']:6.3f} {r['tar_at_far_1e-3']:.4f}  ({r['genuine_pairs']}/{r['impostor_pairs']})")
+    print("blaze/cos: FAR, TAR and the FPIR bound it implies for a gallery of N members, per threshold")
+    for t, r in result["pairs"]["blaze/cos"]["far_by_threshold"].items():
+        print(f"  {t}  impostors above {r['impostors_above']}  FAR {r['far']:.1e} (95 % upper {r['far_95_upper']:.1e})"
+              f"  TAR {r['tar']:.3f}  FPIR upper: N=100 {r['fpir_members_100_upper']:.2f}"
+              f"  N=1000 {r['fpir_members_1000_upper']:.2f}  N=10000 {r['fpir_members_10000_upper']:.2f}")
     print("open set, FNIR at FPIR 1 %:  variant  FNIR  threshold  top stranger  misses")
     for key, r in result["open_set"].items():
         print(f"  {key:30s} {r['fnir_at_fpir_1pct']:.4f} {r['threshold']:.4f} {r['top_stranger']} {r['misses']}")
