@@ -37,7 +37,7 @@ from cloud_stub.cli_admin import (
     tags_compute,
 )
 from cloud_stub.cli_ca import add_ca_commands, run_ca
-from cloud_stub.cli_member_qr import add_member_qr_command, member_qr
+from cloud_stub.cli_member_qr import add_member_qr_command, member_qr, member_qr_admin
 from cloud_stub.errors import CloudError
 
 PROG = "joyedge-cloud"
@@ -207,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return member_show(_open_storage(args.db, create=False), args, _table)
         if args.member_command == "qr":
             return member_qr(args, _open_storage)
+        if args.member_command in ("qr-refusals", "qr-legacy"):
+            return member_qr_admin(args, _open_storage, _table)
         if args.member_command == "transactions":
             return member_transactions(_open_storage(args.db, create=False), args, _table)
         return _member_list(args)

@@ -13,7 +13,8 @@ Exactly once
 
 Rejection
     An event that can never apply (unknown member, member of another site, a template without a
-    consent, an implausible time, a points spend beyond the balance) gets REJECTED with the reason;
+    consent, an implausible time, a points spend beyond the balance, an enrollment whose membership
+    QR does not hold — `member_qr.check_enrollment`) gets REJECTED with the reason;
     the device quarantines it and the queue moves on. A busy or failing database fails the whole
     push (UNAVAILABLE/INTERNAL): nothing is acked, the device retries.
 
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.v1 import marketing_pb2, sync_pb2
-from cloud_stub import crm, payment, validate
+from cloud_stub import crm, member_qr, payment, validate
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
 from cloud_stub.marketing import redeem
 from cloud_stub.storage import Storage, now_ms
@@ -102,6 +103,19 @@ class _Push:
             raise InvalidRequestError(f"member {member_id!r} is not a member of site {self.site_id!r}")
         return member_id
 
+    def check_member_code(self, ev: sync_pb2.DeviceEvent, p: sync_pb2.EnrollmentEvent, at: int) -> None:
+        """The membership QR of an enrollment, checked again before anything is stored (member_qr.py);
+        a refusal is kept for operators and answered with a compensation the device logs."""
+        scanned = p.member_code_scanned_at_ms + self.shift if p.member_code_scanned_at_ms > 0 else 0
+        try:
+            member_qr.check_enrollment(self.storage, event_id=ev.event_id, device_id=self.device_id,
+                                       site_id=self.site_id, member_id=p.member_id, code=p.member_code,
+                                       scanned_at_ms=scanned, captured_at_ms=at, received_at_ms=self.now)
+        except member_qr.EnrollmentRefused as refused:
+            comp = member_qr.record_refusal(self.storage, refused, event_id=ev.event_id, device_id=self.device_id,
+                                            site_id=self.site_id, member_id=p.member_id, occurred_at_ms=at)
+            raise _RejectedWithCompensation(str(refused), comp) from refused
+
     def apply(self, ev: sync_pb2.DeviceEvent) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
         """Apply one new event. Returns (reason or "", local row or None, compensation or None);
         raises a rejectable CloudError when the event can never apply."""
@@ -154,6 +168,7 @@ class _Push:
             return res["reason"], None, comp
         if kind == "enrollment":
             self.own_member(p.member_id)
+            self.check_member_code(ev, p, at)
             if p.consent_text_version:
                 self.storage.add_consent(member_id=p.member_id, device_id=self.device_id,
                                          text_version=p.consent_text_version, agreed_at_ms=at,

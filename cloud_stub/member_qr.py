@@ -12,6 +12,20 @@ for the caller certificate's site), cache them, and verify every token offline (
 The token format allows several keys per site (key id in every token); this module creates one and
 lists every `<site>*.ed25519` file it finds, so a rotation is: add a key file, let devices refresh
 (they also refresh on an unknown key id), then make it the signing one. Rotation commands are not built.
+
+Enrollment re-check (`check_enrollment`, called by `device_events` before a pushed template is stored):
+the device sends the token it accepted and when it scanned it. The cloud verifies, with the site's keys,
+that the token is of the pushing device's site (from its certificate), names the event's member, and was
+valid at the scan time (issued-at ≤ scan ≤ expiry, ± the token format's clock slack) — not at arrival:
+an offline mirror may push hours later. Bounds on the device's times (skew-corrected): the capture
+follows the scan within ENROLL_SESSION_MAX_MS, and is at most ENROLL_MAX_DELAY_MS before arrival and
+ENROLL_FUTURE_SLACK_MS after it. Then the nonce is spent in `member_qr_spent` for every device of the
+cloud, kept until the token could no longer pass these checks (expiry + slack + ENROLL_MAX_DELAY_MS +
+SPENT_MARGIN_MS). A retry of the same event finds its own nonce and passes again (idempotent).
+A device that sends no token (legacy static code) is accepted only where the site's policy allows it
+(`member_qr_site_policy`, default off). Every refusal is kept in `member_qr_refusals` for operators
+(`joyedge-cloud member qr-refusals`) and logged. The three tables belong to this module and are created
+on first use (CREATE TABLE IF NOT EXISTS), like the device's nonce ledger.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import os
 import re
 import secrets
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +44,36 @@ import grpc
 from api import member_qr as token_format
 from api.v1 import member_qr_pb2, member_qr_pb2_grpc
 from cloud_stub.errors import CloudError, InvalidRequestError
-from cloud_stub.storage import Storage
+from cloud_stub.storage import Storage, now_ms
 
 log = logging.getLogger(__name__)
 
 #: What the mini-program asks for: a token it shows for ~30 s, valid a little longer for a slow scan.
 DEFAULT_TTL_S = 90
 KEY_SUFFIX = ".ed25519"
+#: Longest time from the scan of the code to the template's capture (consent, liveness, retries). The
+#: device ends a session after 10 min (device/mirror/enrollment.ENROLL_SESSION_MAX_S); this is looser.
+ENROLL_SESSION_MAX_MS = 15 * 60_000
+#: How long an enrollment may wait in an offline device's outbox: older captures are refused (and with
+#: them any attempt to pass an old photographed code off as freshly scanned long ago).
+ENROLL_MAX_DELAY_MS = 7 * 24 * 3_600_000
+#: How far a (skew-corrected) capture time may lie after the push's arrival.
+ENROLL_FUTURE_SLACK_MS = 5 * 60_000
+#: Spent nonces are kept this much longer than any event carrying them could still be accepted.
+SPENT_MARGIN_MS = 3_600_000
+REFUSAL_KIND = "enrollment_refused"
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS member_qr_spent (key_id BLOB NOT NULL, nonce BLOB NOT NULL, event_id TEXT NOT NULL,"
+    " device_id TEXT NOT NULL, member_id TEXT NOT NULL, spent_at_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (key_id, nonce))",
+    "CREATE INDEX IF NOT EXISTS member_qr_spent_until ON member_qr_spent (until_ms)",
+    "CREATE TABLE IF NOT EXISTS member_qr_refusals (event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL,"
+    " site_id TEXT NOT NULL, member_id TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,"
+    " occurred_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS member_qr_site_policy (site_id TEXT PRIMARY KEY, allow_legacy INTEGER NOT NULL,"
+    " changed_at_ms INTEGER NOT NULL)",
+)
 _SAFE_SITE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -161,3 +199,128 @@ def add_member_qr(server: grpc.Server, db_path: str | os.PathLike[str]) -> str:
     """Register `MemberQr` (keys beside the database at `db_path`); returns its full service name."""
     member_qr_pb2_grpc.add_MemberQrServicer_to_server(MemberQrServicer(MemberQrKeys(key_dir_for(db_path))), server)
     return member_qr_pb2.DESCRIPTOR.services_by_name["MemberQr"].full_name
+
+
+# -- the enrollment re-check -------------------------------------------------------------------------
+
+
+class EnrollmentRefused(InvalidRequestError):
+    """A pushed enrollment whose membership code does not hold; `reason` is a short code for operators."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"enrollment refused ({reason}): {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _ensure_schema(conn: Any) -> None:
+    for statement in _SCHEMA:
+        conn.execute(statement)
+
+
+def _keys_of(storage: Storage) -> MemberQrKeys:
+    path = getattr(storage, "path", None)
+    if path is None:  # the keys live beside an SQLite database; another backend needs its own key store
+        raise CloudError("member-QR keys: this storage has no database path to find them beside")
+    return MemberQrKeys(key_dir_for(path))
+
+
+def set_legacy_policy(storage: Storage, site_id: str, allow: bool) -> None:
+    """Allow (or forbid, the default) enrollments without a token — from devices on legacy static codes."""
+    with storage.transaction("member-QR site policy") as conn:
+        _ensure_schema(conn)
+        if conn.execute("SELECT 1 FROM sites WHERE site_id = ?", (site_id,)).fetchone() is None:
+            raise InvalidRequestError(f"unknown site {site_id!r}")
+        conn.execute("INSERT INTO member_qr_site_policy (site_id, allow_legacy, changed_at_ms) VALUES (?, ?, ?)"
+                     " ON CONFLICT(site_id) DO UPDATE SET allow_legacy = excluded.allow_legacy,"
+                     " changed_at_ms = excluded.changed_at_ms", (site_id, int(allow), now_ms()))
+    log.warning("member QR: legacy static codes %s for enrollments at site %s",
+                "ALLOWED (insecure)" if allow else "refused", site_id)
+
+
+def legacy_allowed(storage: Storage, site_id: str) -> bool:
+    """Whether the site accepts enrollments without a token (default False)."""
+    with storage.transaction("member-QR site policy") as conn:
+        _ensure_schema(conn)
+        row = conn.execute("SELECT allow_legacy FROM member_qr_site_policy WHERE site_id = ?", (site_id,)).fetchone()
+    return bool(row[0]) if row is not None else False
+
+
+def check_enrollment(storage: Storage, *, event_id: str, device_id: str, site_id: str, member_id: str, code: str,
+                     scanned_at_ms: int, captured_at_ms: int, received_at_ms: int) -> None:
+    """Verify the membership code of a pushed enrollment and spend its nonce for `event_id`.
+
+    `site_id` is the pushing device's (its certificate's); times are in cloud time (skew-corrected).
+    Raises EnrollmentRefused; a retry of the same event passes again (its nonce is spent by itself).
+    """
+    if not code:
+        if legacy_allowed(storage, site_id):
+            log.warning("member QR: enrollment %s from %s without a token accepted (site %s allows legacy codes)",
+                        event_id, device_id, site_id)
+            return
+        raise EnrollmentRefused("legacy_not_allowed", f"no membership QR token, and site {site_id} does not "
+                                "accept legacy static codes")
+    if scanned_at_ms <= 0:
+        raise EnrollmentRefused("format", "a membership QR token without its scan time")
+    if captured_at_ms < received_at_ms - ENROLL_MAX_DELAY_MS:
+        raise EnrollmentRefused("too_old", f"captured {(received_at_ms - captured_at_ms) // 3_600_000} h before "
+                                f"it arrived (at most {ENROLL_MAX_DELAY_MS // 3_600_000} h)")
+    if captured_at_ms > received_at_ms + ENROLL_FUTURE_SLACK_MS:
+        raise EnrollmentRefused("future", f"captured {(captured_at_ms - received_at_ms) // 1000} s after it arrived")
+    if not 0 <= captured_at_ms - scanned_at_ms <= ENROLL_SESSION_MAX_MS:
+        raise EnrollmentRefused("session", f"captured {(captured_at_ms - scanned_at_ms) // 1000} s after the scan "
+                                f"(0-{ENROLL_SESSION_MAX_MS // 1000} s)")
+    keys = {kid: pub for kid, pub, _ in _keys_of(storage).public_keys(site_id)}
+    try:
+        token = token_format.verify(code, keys, site_id=site_id, now=scanned_at_ms / 1000)
+    except token_format.TokenRejected as err:  # valid at the scan time, not at arrival
+        raise EnrollmentRefused(err.reason, str(err)) from err
+    if token.member_id != member_id:
+        raise EnrollmentRefused("other_member", "the membership QR names another member")
+    until = (token.expires_at + token_format.CLOCK_SKEW_S) * 1000 + ENROLL_MAX_DELAY_MS + SPENT_MARGIN_MS
+    with storage.transaction("spend member-QR nonce") as conn:
+        _ensure_schema(conn)
+        conn.execute("DELETE FROM member_qr_spent WHERE until_ms < ?", (received_at_ms,))
+        row = conn.execute("SELECT event_id, device_id FROM member_qr_spent WHERE key_id = ? AND nonce = ?",
+                           (token.key_id, token.nonce)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO member_qr_spent (key_id, nonce, event_id, device_id, member_id, spent_at_ms,"
+                         " until_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (token.key_id, token.nonce, event_id, device_id, member_id, received_at_ms, until))
+        elif row[0] != event_id:
+            raise EnrollmentRefused("replayed", f"the membership QR was already used for an enrollment "
+                                    f"(by {'this device' if row[1] == device_id else 'device ' + str(row[1])})")
+
+
+def record_refusal(storage: Storage, refused: EnrollmentRefused, *, event_id: str, device_id: str, site_id: str,
+                   member_id: str, occurred_at_ms: int) -> dict[str, Any]:
+    """Keep a refusal for operators and make the device's compensation (the same one on every retry)."""
+    comp_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"joyedge:enrollment-refused:{event_id}"))
+    now = now_ms()
+    comp = {"event_id": comp_id, "kind": REFUSAL_KIND, "device_id": device_id, "coupon_id": "", "redemption_id": "",
+            "member_id": member_id, "amount_cents": 0, "created_at_ms": now,
+            "message": f"刷脸开通未生效：会员码校验未通过（{refused.reason}），请会员重新扫码开通 / "
+                       f"Face enrollment refused by the cloud ({refused.reason}); the member must enroll again"}
+    with storage.transaction("record refused enrollment") as conn:
+        _ensure_schema(conn)
+        conn.execute("INSERT OR IGNORE INTO member_qr_refusals (event_id, device_id, site_id, member_id, reason,"
+                     " detail, occurred_at_ms, received_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (event_id, device_id, site_id, member_id, refused.reason, refused.detail[:500],
+                      occurred_at_ms, now))
+        conn.execute("INSERT OR IGNORE INTO compensations (event_id, kind, device_id, coupon_id, redemption_id,"
+                     " member_id, amount_cents, message, created_at_ms) VALUES (:event_id, :kind, :device_id,"
+                     " :coupon_id, :redemption_id, :member_id, :amount_cents, :message, :created_at_ms)", comp)
+        row = conn.execute("SELECT * FROM compensations WHERE event_id = ?", (comp_id,)).fetchone()
+    log.warning("member QR: enrollment %s of member %s from device %s (site %s) refused: %s",
+                event_id, member_id, device_id, site_id, refused)
+    return dict(row)
+
+
+def refusals(storage: Storage, *, site_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The latest refused enrollments (newest first), for operators."""
+    with storage.transaction("list refused enrollments", write=False) as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'member_qr_refusals'").fetchone() is None:
+            return []
+        where, args = ("WHERE site_id = ?", [site_id]) if site_id else ("", [])
+        rows = conn.execute(f"SELECT * FROM member_qr_refusals {where} ORDER BY received_at_ms DESC, event_id"
+                            " LIMIT ?", [*args, limit]).fetchall()
+    return [dict(r) for r in rows]

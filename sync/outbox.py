@@ -121,12 +121,17 @@ class Outbox:
         return self._record("redemption", msg, local)
 
     def enrollment(self, member_id: str, consent_id: str, template_id: str, model: str, vector: bytes,
-                   consent_text_version: str = "") -> str:
-        """A consented template taken here (sealed in the outbox; it comes back through Pull)."""
+                   consent_text_version: str = "", *, member_code: str = "", code_scanned_at_ms: int = 0) -> str:
+        """A consented template taken here (sealed in the outbox; it comes back through Pull).
+
+        ``member_code``: the membership QR token the member showed, with the time it was accepted here,
+        so the cloud can check it again (signature, member, validity, used once by any device).
+        """
         if not consent_id:
             raise SyncError("a face template needs the consent it was taken under")
         msg = sync_pb2.EnrollmentEvent(member_id=member_id, consent_id=consent_id, template_id=template_id,
-                                       model=model, vector=vector, consent_text_version=consent_text_version)
+                                       model=model, vector=vector, consent_text_version=consent_text_version,
+                                       member_code=member_code, member_code_scanned_at_ms=code_scanned_at_ms)
         return self._record("enrollment", msg)
 
     def consent(self, member_id: str, granted: bool, consent_id: str = "", text_version: str = "") -> str:

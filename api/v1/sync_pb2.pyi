@@ -187,20 +187,24 @@ class CouponRedemptionEvent(_message.Message):
     def __init__(self, redemption_id: _Optional[str] = ..., coupon_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., order_amount_cents: _Optional[int] = ...) -> None: ...
 
 class EnrollmentEvent(_message.Message):
-    __slots__ = ("member_id", "consent_id", "consent_text_version", "template_id", "model", "vector")
+    __slots__ = ("member_id", "consent_id", "consent_text_version", "template_id", "model", "vector", "member_code", "member_code_scanned_at_ms")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     CONSENT_ID_FIELD_NUMBER: _ClassVar[int]
     CONSENT_TEXT_VERSION_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_CODE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_CODE_SCANNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     consent_id: str
     consent_text_version: str
     template_id: str
     model: str
     vector: bytes
-    def __init__(self, member_id: _Optional[str] = ..., consent_id: _Optional[str] = ..., consent_text_version: _Optional[str] = ..., template_id: _Optional[str] = ..., model: _Optional[str] = ..., vector: _Optional[bytes] = ...) -> None: ...
+    member_code: str
+    member_code_scanned_at_ms: int
+    def __init__(self, member_id: _Optional[str] = ..., consent_id: _Optional[str] = ..., consent_text_version: _Optional[str] = ..., template_id: _Optional[str] = ..., model: _Optional[str] = ..., vector: _Optional[bytes] = ..., member_code: _Optional[str] = ..., member_code_scanned_at_ms: _Optional[int] = ...) -> None: ...
 
 class ConsentChangeEvent(_message.Message):
     __slots__ = ("member_id", "granted", "consent_id", "text_version")

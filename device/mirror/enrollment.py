@@ -19,7 +19,10 @@ Steps (the "enroll" view model's ``step``)::
   ENROLL_MIN_QUALITY. Exactly one face must be in view. The frames must agree with each other
   (SAME_PERSON_MIN_COS) and must not already match another member. The template is their normalised
   mean; it goes to the cloud through the outbox (`Outbox.enrollment`, sealed) with the consent
-  recorded by the same event, and comes back to every device of the site through Pull.
+  recorded by the same event and the scanned token (with its scan time), and comes back to every device
+  of the site through Pull. The cloud verifies the token again and refuses a code already spent by ANY
+  device (cloud_stub/member_qr.py); a refused enrollment never reaches a replica (the device sees the
+  rejection and its compensation through sync).
 * withdraw: `Outbox.consent(granted=False)` drops the member's templates on this device in the same
   transaction; the cloud deletes them everywhere and the tombstones reach every device on its next pull.
 
@@ -66,6 +69,10 @@ SAME_PERSON_MIN_COS = 0.90
 CAPTURE_TIMEOUT_S = 30.0  # frame time allowed for the whole capture step
 SCAN_TIMEOUT_S = 60.0
 MAX_MISSED_FRAMES = 15  # frames without exactly one face before the session restarts its count
+# Longest time from accepting the member code to sending the template. The cloud checks the code again at
+# the time it was scanned and allows the capture to follow within its own, larger bound
+# (cloud_stub/member_qr.ENROLL_SESSION_MAX_MS), so a session the cloud would refuse ends here first.
+ENROLL_SESSION_MAX_S = 600.0
 
 PROMPTS = {
     "turn_left": ("请向左转头", "Turn your head to the left"),
@@ -83,6 +90,8 @@ class _Session:
     member_id: str
     greeting: str
     enrolled: bool
+    code: str = ""  # the verified membership QR token (empty for a legacy code): the cloud checks it again
+    scanned_at_ms: int = 0
     challenge: Any = None
     vectors: list[np.ndarray] = field(default_factory=list)
     started: float | None = None
@@ -144,6 +153,7 @@ class EnrollmentFlow:
             if member is None:  # not of this site, or not synced here yet
                 raise MemberCodeRejected("unknown_member")
             self.member_codes.consume(verified)  # spent only now that it leads to an enrollment
+            scanned_at_ms = int(self.member_codes.clock() * 1000)
         except MemberCodeRejected as err:
             self.message = err.message
             # The camera sees the same code in every frame: log a refusal once per distinct code, and never
@@ -154,7 +164,9 @@ class EnrollmentFlow:
                 self._last_refusal = seen
             return False
         self._last_refusal = None
-        self._session = _Session(member_id, mask_name(member["name"]), self._has_templates(member_id))
+        self._session = _Session(member_id, mask_name(member["name"]), self._has_templates(member_id),
+                                 code=code.strip() if self.member_codes.is_token(verified) else "",
+                                 scanned_at_ms=scanned_at_ms)
         self.step, self.message = "consent", ("", "")
         return True
 
@@ -272,10 +284,18 @@ class EnrollmentFlow:
                          s.member_id, clash.member_id, clash.score)
             self._fail("这张脸已绑定其他会员，请到服务台办理", "This face belongs to another member; please see the service desk")
             return
+        if self.member_codes is not None and (
+                self.member_codes.clock() * 1000 - s.scanned_at_ms > ENROLL_SESSION_MAX_S * 1000):
+            # The cloud would refuse a template captured this long after the code: ask for a fresh code.
+            self.step, self._session = "scan", None
+            self._scan_started = None
+            self.message = ("会员码已过期，请重新出示会员码", "The member code has expired; show it again, please")
+            return
         consent_id = f"consent-{uuid.uuid4()}"
         try:
             self.outbox.enrollment(s.member_id, consent_id, f"tpl-{uuid.uuid4()}", self.model_name,
-                                   template.tobytes(), consent_text_version=CONSENT_VERSION)
+                                   template.tobytes(), consent_text_version=CONSENT_VERSION,
+                                   member_code=s.code, code_scanned_at_ms=s.scanned_at_ms)
         except SyncError as err:
             _LOG.error("enrollment of %s not recorded: %s", s.member_id, err)
             self._fail("未能保存，请稍后重试", "Could not save; please try again later")

@@ -11,8 +11,9 @@ stream of junk codes cannot hammer the cloud.
 Single use: the nonce of every accepted token is remembered in the device's replica file
 (`member_qr_nonces`, an app table beside the outbox) until the token has expired (plus the clock
 slack), so a photographed QR cannot be replayed at this device, even across an app restart. Another
-device would accept it within its remaining lifetime (≤ 2 min); closing that needs the cloud online
-at scan time, which the mirror must not depend on.
+device would accept it locally within its remaining lifetime (≤ 2 min), but the token travels with
+the enrollment and the cloud spends its nonce once for ALL devices (cloud_stub/member_qr.py), so the
+second enrollment is refused when it is pushed; the scan itself never needs the cloud online.
 
 The legacy static code `JOYMEMBER:<member_id>` carries no secret: anyone who knows a member id can
 print one. It is accepted only with `[enrollment] legacy_member_qr = true` (default off) and logged as
@@ -261,6 +262,11 @@ class MemberCodeVerifier:
             return  # a legacy code has nothing to spend: that is why it is insecure
         if not self.nonces.use(verified, self.clock()):
             raise MemberCodeRejected("replayed")
+
+    @staticmethod
+    def is_token(verified: fmt.MemberToken | str) -> bool:
+        """True for a signed token (which travels with the enrollment for the cloud to check again)."""
+        return isinstance(verified, fmt.MemberToken)
 
     @staticmethod
     def member_id(verified: fmt.MemberToken | str) -> str:

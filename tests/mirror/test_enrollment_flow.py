@@ -28,7 +28,8 @@ def test_printed_photo_fails_liveness_and_nothing_is_recorded(mirror_device, mir
     flow.start()
     assert not flow.on_code("6901234567892") and flow.step == "scan" and flow.view()["message"] == "无效的会员码"
     assert not flow.on_code("JOYMEMBER:" + NEW_MEMBER) and flow.step == "scan"  # legacy static code: off
-    assert flow.feed(qr_frame(mirror_cloud.mint(NEW_MEMBER)), 0.0) and flow.step == "consent"
+    code = mirror_cloud.mint(NEW_MEMBER)
+    assert flow.feed(qr_frame(code), 0.0) and flow.step == "consent"
     flow.agree("face-consent-v0")  # an outdated text is not consent
     assert flow.step == "consent"
     flow.agree(CONSENT_VERSION)
@@ -49,3 +50,6 @@ def test_printed_photo_fails_liveness_and_nothing_is_recorded(mirror_device, mir
     [event] = outbox.pending()
     assert event.enrollment.member_id == NEW_MEMBER and event.enrollment.consent_text_version == CONSENT_VERSION
     assert len(event.enrollment.vector) == 128 * 4
+    # The code goes with the template, so the cloud can check it again (and spend it for every device).
+    assert event.enrollment.member_code == code
+    assert 0 < event.enrollment.member_code_scanned_at_ms <= event.occurred_at_ms

@@ -9,7 +9,16 @@ import grpc
 import pytest
 
 from api.v1 import sync_pb2, sync_pb2_grpc
+from cloud_stub.member_qr import MemberQrKeys, key_dir_for
 from tests.sync.conftest import STORE, vector
+
+
+def _code(cloud, member_id: str) -> dict:
+    """The membership QR an enrollment carries (the cloud checks it again), scanned now."""
+    import time
+
+    return {"member_code": MemberQrKeys(key_dir_for(cloud.db)).mint(cloud.storage, member_id),
+            "code_scanned_at_ms": int(time.time() * 1000)}
 
 
 def _count(cloud, sql: str, *args) -> int:
@@ -27,7 +36,7 @@ def test_every_event_kind_applies_once(cloud, device, fast_timing):
     ob.points("M1", 50, "face points")
     ob.payment("pay-1", "M1", STORE, 12_300)
     ob.redemption("M1-cp", "M1", STORE, 5000)
-    ob.enrollment("M2", "M2-c2", "M2-t9", "dlib", vector(99), consent_text_version="v1")
+    ob.enrollment("M2", "M2-c2", "M2-t9", "dlib", vector(99), consent_text_version="v1", **_code(cloud, "M2"))
     d.replica.record_not_me("M3", "M3-t1", 0.95, 0.95, 0.5)
     ob.traffic(STORE, 1_700_000_000_000, 60_000, {"adult": 3, "child": 1})
     ob.consent("M4", granted=False)
@@ -66,7 +75,8 @@ def test_rejected_events_are_quarantined_and_do_not_block(cloud, device, fast_ti
     d.outbox.visit("NOPE", STORE, 0.99)          # unknown member
     d.outbox.visit("X1", STORE, 0.99)            # a member of another site
     d.outbox.points("M1", -10_000, "overspend")  # beyond the balance
-    d.outbox.enrollment("M2", "no-such-consent", "M2-tx", "dlib", vector(5))  # no consent record
+    d.outbox.enrollment("M2", "no-such-consent", "M2-tx", "dlib", vector(5),  # no consent record
+                        **_code(cloud, "M2"))
     d.outbox.visit("M1", STORE, 0.99)            # fine, behind the rejects
     totals = d.push_once()
     assert totals == {"accepted": 1, "duplicate": 0, "rejected": 4, "compensations": 0}
