@@ -31,7 +31,7 @@ def timezone_of(cfg: DeviceConfig) -> ZoneInfo | None:
 
 def build_identifier(cfg: DeviceConfig) -> Identifier:
     """An empty gallery and the configured open-set thresholds."""
-    return Identifier(Gallery(), threshold=cfg.identity.match_threshold, min_margin=cfg.identity.min_margin,
+    return Identifier(Gallery(build_in_background=True), threshold=cfg.identity.match_threshold, min_margin=cfg.identity.min_margin,
                       payment_threshold=cfg.identity.payment_threshold)
 
 

@@ -36,10 +36,17 @@ class Candidate:
 class Gallery:
     """Templates grouped by member; `search` returns the top-k members by similarity."""
 
-    def __init__(self, scan_min_rows: int | None = -1) -> None:
+    def __init__(self, scan_min_rows: int | None = -1, build_in_background: bool = False) -> None:
         """`scan_min_rows`: rows from which the int8 two-stage search is used (-1: the module default
-        `gallery_scan.SCAN_MIN_ROWS`; None: never, float32 only). Results are the same either way."""
+        `gallery_scan.SCAN_MIN_ROWS`; None: never, float32 only). Results are the same either way.
+
+        `build_in_background`: after a load or sync delta the int8 copy is rebuilt on a background
+        thread while searches use float32 (a device: building it takes ~0.5 s at 100k rows, seconds at
+        1M, which a face at the mirror must not wait for); otherwise the first large search builds it.
+        """
         self._scan_min_rows = gallery_scan.SCAN_MIN_ROWS if scan_min_rows == -1 else scan_min_rows
+        self._background = build_in_background
+        self._building: threading.Thread | None = None
         self._compact: CompactCopy | None = None  # built lazily by the first large search after a change
         self._compact_failed = False  # the kernel is unusable here: float32 from now on
         self._build_lock = threading.Lock()
@@ -163,11 +170,48 @@ class Gallery:
         compact = self._compact
         return compact.nbytes if compact is not None else 0
 
+    def warm(self) -> bool:
+        """Build the int8 copy of the current matrix now (if the gallery is large enough); True when one is ready."""
+        with self._lock:
+            matrix = self._matrix
+        if self._scan_min_rows is None or len(matrix) < self._scan_min_rows or not len(matrix):
+            return False
+        return self._build(matrix) is not None
+
     def _compact_for(self, matrix: np.ndarray) -> CompactCopy | None:
-        """The int8 copy of `matrix`, built on first use; None when the kernel is unusable here."""
+        """The int8 copy of `matrix`: built on first use, or (background mode) None until a thread has built it."""
         compact = self._compact
         if compact is not None and compact.matrix is matrix:
             return compact
+        if not self._background:
+            return self._build(matrix)
+        with self._lock:
+            running = self._building is not None and self._building.is_alive()
+            if not running and not self._compact_failed:
+                # Daemon: a half-built copy of a gallery being shut down is worth nothing.
+                self._building = threading.Thread(target=self._build_quietly, args=(matrix,), name="gallery-int8",
+                                                  daemon=True)
+                self._building.start()
+        return None
+
+    def wait_for_build(self, timeout: float | None = None) -> bool:
+        """Wait for a background build of the int8 copy to end; True when none is running any more."""
+        with self._lock:
+            thread = self._building
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _build_quietly(self, matrix: np.ndarray) -> None:
+        try:
+            self._build(matrix)
+        except Exception:  # a background build must never kill anything; float32 still answers
+            log.exception("gallery: building the int8 copy failed; searching float32 only")
+            self._compact_failed = True
+
+    def _build(self, matrix: np.ndarray) -> CompactCopy | None:
+        """Build (or reuse) the int8 copy of `matrix`; None when the kernel is unusable here."""
         with self._build_lock:  # one build at a time; the others wait and reuse it
             compact = self._compact
             if compact is not None and compact.matrix is matrix:

@@ -150,6 +150,34 @@ def test_updates_keep_the_compact_copy_consistent():
     assert g.search(vecs[1]) == [] and g.compact_bytes == 0
 
 
+def _close(got: list[Candidate], want: list[Candidate]) -> bool:
+    """Same members and templates in the same order, scores within float32 rounding (the float32 path)."""
+    return [(c.member_id, c.template_id) for c in got] == [(c.member_id, c.template_id) for c in want] and all(
+        abs(a.score - b.score) <= 1e-6 for a, b in zip(got, want, strict=True))
+
+
+def test_background_build_never_makes_a_search_wait_and_results_stay_exact():
+    """GIVEN a device gallery (int8 copy built in the background) WHEN members are loaded or a sync delta
+    arrives THEN searches answer at once from float32 with the exact result, and once the copy is built
+    the two-stage path answers the same."""
+    rng = np.random.default_rng(5)
+    vecs = rng.normal(size=(500, 128))
+    rows = [(f"M{i:03d}", vecs[i], 1.0, f"T{i}") for i in range(400)]
+    g = Gallery(scan_min_rows=0, build_in_background=True)
+    g.load(rows)
+    assert _close(g.search(vecs[9], k=3), brute_force(rows, vecs[9], 3))  # float32 while the copy is built
+    assert g.wait_for_build(timeout=60) and g.compact_bytes == 400 * 128
+    assert g.search(vecs[9], k=3) == brute_force(rows, vecs[9], 3)  # two-stage now
+    new = [(f"M{i:03d}", vecs[i], 1.0, f"T{i}") for i in range(400, 500)]
+    g.apply_delta(new, removed=["T9"])
+    rows = [r for r in rows if r[3] != "T9"] + new
+    assert g.compact_bytes == 0  # stale copy dropped with the old matrix
+    for probe in (vecs[9], vecs[450]):
+        assert _close(g.search(probe, k=3), brute_force(rows, probe, 3))
+    assert g.wait_for_build(timeout=60) and g.compact_bytes == len(rows) * 128
+    assert g.search(vecs[450], k=3) == brute_force(rows, vecs[450], 3)
+
+
 def test_empty_and_degenerate_probes():
     g = Gallery(scan_min_rows=0)
     assert g.search(np.ones(128)) == []
