@@ -150,7 +150,8 @@ class _Push:
             # A refund the device recorded offline; it follows its sale in the "payments" stream, and
             # payment.refund is idempotent on the refund id (= the id an online refund would use).
             self.own_member(p.member_id)
-            payment.refund(self.storage, refund_id=p.payment_id, payment_id=p.refund_of, amount_cents=p.amount_cents)
+            payment.refund(self.storage, refund_id=p.payment_id, payment_id=p.refund_of, amount_cents=p.amount_cents,
+                           restore_redemption_id=p.restore_redemption_id)
             return "", None, None
         if kind == "payment":
             crm.record_transaction(self.storage, txn_id=p.payment_id or ev.event_id,

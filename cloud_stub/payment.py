@@ -28,6 +28,7 @@ from typing import Any
 from api.v1 import crm_service_pb2, payment_pb2
 from cloud_stub import validate
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
+from cloud_stub.marketing import unredeem
 from cloud_stub.storage import Storage, now_ms
 from cloud_stub.storage import db as sqldb
 
@@ -154,8 +155,11 @@ def capture(storage: Storage, payment_id: str, amount_cents: int = 0) -> dict[st
         return _result(_payment(conn, payment_id))
 
 
-def refund(storage: Storage, *, refund_id: str, payment_id: str, amount_cents: int) -> dict[str, Any]:
-    """Refund part or all of a captured payment, idempotent on refund_id."""
+def refund(storage: Storage, *, refund_id: str, payment_id: str, amount_cents: int,
+           restore_redemption_id: str = "") -> dict[str, Any]:
+    """Refund part or all of a captured payment, idempotent on refund_id. With ``restore_redemption_id``
+    the sale's coupon goes back to the member in the same transaction (marketing.unredeem, once per
+    redemption; a repeated refund id asks nothing again)."""
     validate.ident(refund_id, "refund_id")
     validate.ident(payment_id, "payment_id")
     validate.amount(amount_cents, "amount_cents")
@@ -167,7 +171,11 @@ def refund(storage: Storage, *, refund_id: str, payment_id: str, amount_cents: i
             online = conn.execute("SELECT 1 FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
             return _result(_payment(conn, payment_id)) if online else _offline_result(conn, payment_id)
         if conn.execute("SELECT 1 FROM payments WHERE payment_id = ?", (payment_id,)).fetchone() is None:
-            return _refund_offline(conn, refund_id, payment_id, amount_cents)
+            out = _refund_offline(conn, refund_id, payment_id, amount_cents)
+            if restore_redemption_id:
+                unredeem.unredeem_in(conn, redemption_id=restore_redemption_id, unredeem_id=refund_id,
+                                     member_id=out["member_id"])
+            return out
         p = _payment(conn, payment_id)
         if p["status"] not in (CAPTURED, REFUNDED):
             raise ConflictError(f"payment {payment_id!r} is not captured; cancel the authorisation instead")
@@ -187,6 +195,9 @@ def refund(storage: Storage, *, refund_id: str, payment_id: str, amount_cents: i
             (refund_id, p["member_id"], p["store_id"], store[0] if store else "", amount_cents, now,
              crm_service_pb2.TRANSACTION_KIND_RETURN),
         )
+        if restore_redemption_id:
+            unredeem.unredeem_in(conn, redemption_id=restore_redemption_id, unredeem_id=refund_id,
+                                 member_id=p["member_id"])
         return _result(_payment(conn, payment_id))
 
 

@@ -12,13 +12,21 @@ customer-facing screen by accident)::
                 "peripherals": "printer ok",
                 "degraded": "打印机未连接 · 请检查USB线",   # "" or absent when every peripheral is ok
                 "reconcile": [{"id": "comp-…", "sale": "3f2a…", "amount": "30.00",   # open reconciliation items
-                               "text": "券已在其他终端使用，差额 ¥30.00 待补收 · coupon already used …"}]}
+                               "text": "券已在其他终端使用，差额 ¥30.00 待补收 · coupon already used …"}],
+                "refunding": {"sale": "sale-…", "receipt": "3f2a…", "mode": "online", "amount": "300.00",   # absent
+                              "discount": "30.00", "paid": "270.00", "refunded": "90.00", "left": "180.00",  # unless
+                              "left_cents": 18000, "seq": 2, "pending": "",       # a receipt was scanned
+                              "lines": [{"n": 0, "name": "衬衫", "amount": "100.00", "share": "90.00",
+                                         "returned": true}]}}
 
 Touch actions (``POST /api/<view>/action``, exact fields)::
 
     pos-cashier   {"action": "amount", "cents": 12800}  {"action": "scan", "code": "6901234567892"}
                   {"action": "cash"}  {"action": "new"}  {"action": "refund", "code": "<receipt QR text>"}
                   {"action": "collect", "id": "<reconciliation item id>"}   # the difference was collected
+                  {"action": "refund_amount", "sale": "<sale id>", "cents": 9000, "seq": 2}   # refund seq of
+                  {"action": "refund_lines", "sale": "<sale id>", "lines": "0,2", "seq": 2}   # the open sale
+                  {"action": "refund_close"}
     pos-customer  {"action": "face"}  {"action": "phone", "digits": "1234"}  {"action": "confirm"}
                   {"action": "cancel"}
 """
@@ -36,15 +44,27 @@ _COMMON: Final = {"state": str, "amount": str, "due": str, "discount": str, "cou
 _KEYS: Final = {
     "pos-customer": _COMMON | {"challenge": str, "points": int, "tries_left": int},
     "pos-cashier": _COMMON | {"items": list, "receipt": str, "refund": str, "peripherals": str, "degraded": str,
-                              "reconcile": list},
+                              "reconcile": list, "refunding": dict},
 }
 POS_ACTIONS: Final[dict[str, dict[str, dict[str, type]]]] = {
     "pos-cashier": {"amount": {"cents": int}, "scan": {"code": str}, "cash": {}, "new": {},
-                    "refund": {"code": str}, "collect": {"id": str}},
+                    "refund": {"code": str}, "collect": {"id": str},
+                    "refund_amount": {"sale": str, "cents": int, "seq": int},
+                    "refund_lines": {"sale": str, "lines": str, "seq": int}, "refund_close": {}},
     "pos-customer": {"face": {}, "phone": {"digits": str}, "confirm": {}, "cancel": {}},
 }
 MAX_FIELD = 512
 _RECONCILE_KEYS: Final = frozenset({"id", "sale", "amount", "text"})
+_REFUNDING: Final = {"sale": str, "receipt": str, "mode": str, "amount": str, "discount": str, "paid": str,
+                     "refunded": str, "left": str, "left_cents": int, "seq": int, "pending": str, "lines": list}
+_REFUND_LINE: Final = {"n": int, "name": str, "amount": str, "share": str, "returned": bool}
+
+
+def _exact(view: str, where: str, value: Any, keys: dict[str, type]) -> None:
+    if not isinstance(value, dict) or set(value) != set(keys):
+        raise KioskError(f"{view} view model: {where} must have exactly {sorted(keys)}")
+    for key, kind in keys.items():
+        _typed(view, f"{where}.{key}", value[key], kind)
 
 
 def _typed(view: str, where: str, value: Any, kind: type) -> None:
@@ -74,6 +94,10 @@ def validate_pos_model(view: str, model: Any) -> None:
             raise KioskError(f"{view} view model: reconcile[{i}] must have exactly {sorted(_RECONCILE_KEYS)}")
         for key in _RECONCILE_KEYS:
             _typed(view, f"reconcile[{i}].{key}", item[key], str)
+    if "refunding" in model:
+        _exact(view, "refunding", model["refunding"], _REFUNDING)
+        for i, line in enumerate(model["refunding"]["lines"]):
+            _exact(view, f"refunding.lines[{i}]", line, _REFUND_LINE)
 
 
 def validate_pos_action(view: str, action: Any) -> dict[str, Any]:

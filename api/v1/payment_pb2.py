@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61pi/v1/payment.proto\x12\x0ejoyedge.api.v1\"w\n\x0fPaymentEvidence\x12\x13\n\x0bmatch_score\x18\x01 \x01(\x01\x12\x17\n\x0fliveness_passed\x18\x02 \x01(\x08\x12\x17\n\x0fliveness_method\x18\x03 \x01(\t\x12\x1d\n\x15phone_last4_confirmed\x18\x04 \x01(\x08\"\xac\x01\n\x10\x41uthorizeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\x10\n\x08store_id\x18\x04 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x05 \x01(\x03\x12\x31\n\x08\x65vidence\x18\x06 \x01(\x0b\x32\x1f.joyedge.api.v1.PaymentEvidence\"\x95\x02\n\rPaymentResult\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.joyedge.api.v1.PaymentStatus\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x63line_code\x18\x04 \x01(\t\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x05 \x01(\t\x12\x11\n\tmember_id\x18\x06 \x01(\t\x12\x11\n\tdevice_id\x18\x07 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x08 \x01(\x03\x12\x16\n\x0e\x63\x61ptured_cents\x18\t \x01(\x03\x12\x16\n\x0erefunded_cents\x18\n \x01(\x03\x12\x15\n\rcreated_at_ms\x18\x0b \x01(\x03\":\n\x0e\x43\x61ptureRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x02 \x01(\x03\"L\n\rRefundRequest\x12\x11\n\trefund_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x03 \x01(\x03\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t*\xa5\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PAYMENT_STATUS_AUTHORIZED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_CAPTURED\x10\x03\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x04\x32\xb9\x02\n\x07Payment\x12L\n\tAuthorize\x12 .joyedge.api.v1.AuthorizeRequest\x1a\x1d.joyedge.api.v1.PaymentResult\x12H\n\x07\x43\x61pture\x12\x1e.joyedge.api.v1.CaptureRequest\x1a\x1d.joyedge.api.v1.PaymentResult\x12\x46\n\x06Refund\x12\x1d.joyedge.api.v1.RefundRequest\x1a\x1d.joyedge.api.v1.PaymentResult\x12N\n\nGetPayment\x12!.joyedge.api.v1.GetPaymentRequest\x1a\x1d.joyedge.api.v1.PaymentResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61pi/v1/payment.proto\x12\x0ejoyedge.api.v1\"w\n\x0fPaymentEvidence\x12\x13\n\x0bmatch_score\x18\x01 \x01(\x01\x12\x17\n\x0fliveness_passed\x18\x02 \x01(\x08\x12\x17\n\x0fliveness_method\x18\x03 \x01(\t\x12\x1d\n\x15phone_last4_confirmed\x18\x04 \x01(\x08\"\xac\x01\n\x10\x41uthorizeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\x10\n\x08store_id\x18\x04 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x05 \x01(\x03\x12\x31\n\x08\x65vidence\x18\x06 \x01(\x0b\x32\x1f.joyedge.api.v1.PaymentEvidence\"\x95\x02\n\rPaymentResult\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.joyedge.api.v1.PaymentStatus\x12\x10\n\x08\x61pproved\x18\x03 \x01(\x08\x12\x14\n\x0c\x64\x65\x63line_code\x18\x04 \x01(\t\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x05 \x01(\t\x12\x11\n\tmember_id\x18\x06 \x01(\t\x12\x11\n\tdevice_id\x18\x07 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x08 \x01(\x03\x12\x16\n\x0e\x63\x61ptured_cents\x18\t \x01(\x03\x12\x16\n\x0erefunded_cents\x18\n \x01(\x03\x12\x15\n\rcreated_at_ms\x18\x0b \x01(\x03\":\n\x0e\x43\x61ptureRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x02 \x01(\x03\"k\n\rRefundRequest\x12\x11\n\trefund_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x03 \x01(\x03\x12\x1d\n\x15restore_redemption_id\x18\x04 \x01(\t\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t*\xa5\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PAYMENT_STATUS_AUTHORIZED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_CAPTURED\x10\x03\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x04\x32\xb9\x02\n\x07Payment\x12L\n\tAuthorize\x12 .joyedge.api.v1.AuthorizeRequest\x1a\x1d.joyedge.api.v1.PaymentResult\x12H\n\x07\x43\x61pture\x12\x1e.joyedge.api.v1.CaptureRequest\x1a\x1d.joyedge.api.v1.PaymentResult\x12\x46\n\x06Refund\x12\x1d.joyedge.api.v1.RefundRequest\x1a\x1d.joyedge.api.v1.PaymentResult\x12N\n\nGetPayment\x12!.joyedge.api.v1.GetPaymentRequest\x1a\x1d.joyedge.api.v1.PaymentResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'api.v1.payment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTSTATUS']._serialized_start=796
-  _globals['_PAYMENTSTATUS']._serialized_end=961
+  _globals['_PAYMENTSTATUS']._serialized_start=827
+  _globals['_PAYMENTSTATUS']._serialized_end=992
   _globals['_PAYMENTEVIDENCE']._serialized_start=40
   _globals['_PAYMENTEVIDENCE']._serialized_end=159
   _globals['_AUTHORIZEREQUEST']._serialized_start=162
@@ -42,9 +42,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAPTUREREQUEST']._serialized_start=616
   _globals['_CAPTUREREQUEST']._serialized_end=674
   _globals['_REFUNDREQUEST']._serialized_start=676
-  _globals['_REFUNDREQUEST']._serialized_end=752
-  _globals['_GETPAYMENTREQUEST']._serialized_start=754
-  _globals['_GETPAYMENTREQUEST']._serialized_end=793
-  _globals['_PAYMENT']._serialized_start=964
-  _globals['_PAYMENT']._serialized_end=1277
+  _globals['_REFUNDREQUEST']._serialized_end=783
+  _globals['_GETPAYMENTREQUEST']._serialized_start=785
+  _globals['_GETPAYMENTREQUEST']._serialized_end=824
+  _globals['_PAYMENT']._serialized_start=995
+  _globals['_PAYMENT']._serialized_end=1308
 # @@protoc_insertion_point(module_scope)

@@ -82,14 +82,16 @@ class CaptureRequest(_message.Message):
     def __init__(self, payment_id: _Optional[str] = ..., amount_cents: _Optional[int] = ...) -> None: ...
 
 class RefundRequest(_message.Message):
-    __slots__ = ("refund_id", "payment_id", "amount_cents")
+    __slots__ = ("refund_id", "payment_id", "amount_cents", "restore_redemption_id")
     REFUND_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_REDEMPTION_ID_FIELD_NUMBER: _ClassVar[int]
     refund_id: str
     payment_id: str
     amount_cents: int
-    def __init__(self, refund_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount_cents: _Optional[int] = ...) -> None: ...
+    restore_redemption_id: str
+    def __init__(self, refund_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., restore_redemption_id: _Optional[str] = ...) -> None: ...
 
 class GetPaymentRequest(_message.Message):
     __slots__ = ("payment_id",)

@@ -147,20 +147,22 @@ class VisitEvent(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class PaymentEvent(_message.Message):
-    __slots__ = ("payment_id", "member_id", "store_id", "amount_cents", "offline", "refund_of")
+    __slots__ = ("payment_id", "member_id", "store_id", "amount_cents", "offline", "refund_of", "restore_redemption_id")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_FIELD_NUMBER: _ClassVar[int]
     REFUND_OF_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_REDEMPTION_ID_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     member_id: str
     store_id: str
     amount_cents: int
     offline: bool
     refund_of: str
-    def __init__(self, payment_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., offline: _Optional[bool] = ..., refund_of: _Optional[str] = ...) -> None: ...
+    restore_redemption_id: str
+    def __init__(self, payment_id: _Optional[str] = ..., member_id: _Optional[str] = ..., store_id: _Optional[str] = ..., amount_cents: _Optional[int] = ..., offline: _Optional[bool] = ..., refund_of: _Optional[str] = ..., restore_redemption_id: _Optional[str] = ...) -> None: ...
 
 class PointsEvent(_message.Message):
     __slots__ = ("member_id", "delta", "reason")

@@ -12,6 +12,9 @@ Offline
     CONFLICT, and answered with a compensating event (kind "coupon_double_redemption", the discount
     given without cover) for the device to act on — e.g. print a notice or charge the difference.
     Reports are idempotent on redemption_id.
+
+Refunds
+    A refunded sale's coupon goes back to the member through `unredeem` (rule and exactly-once there).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from api.v1 import crm_pb2, marketing_pb2
 from cloud_stub import validate
 from cloud_stub.errors import CloudError, ConflictError, InvalidRequestError, NotFoundError
+from cloud_stub.marketing import unredeem
 from cloud_stub.storage import STREAM_COUPONS, Storage, now_ms
 from cloud_stub.storage import db as sqldb
 
@@ -109,6 +113,7 @@ def redeem(
         _mark_redeemed(conn, coupon)
         sqldb.clear_tombstone(conn, STREAM_COUPONS, coupon_id, sqldb.member_site(conn, member_id))
         _insert(conn, row)
+        unredeem.apply_waiting(conn, redemption_id)  # a refund that asked for the coupon back came first
     return row
 
 
@@ -177,5 +182,6 @@ def _reconcile_one(conn: Any, device_id: str, it: dict[str, Any], now: int) -> d
                 "compensation": comp}
     _mark_redeemed(conn, coupon)
     _insert(conn, {**row, "discount_cents": discount, "status": ACCEPTED})
+    unredeem.apply_waiting(conn, rid)  # a refund queued offline that asked for the coupon back came first
     return {"redemption_id": rid, "outcome": marketing_pb2.RECONCILE_OUTCOME_ACCEPTED, "reason": "",
             "compensation": None}

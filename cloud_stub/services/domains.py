@@ -179,7 +179,8 @@ class PaymentServicer(payment_pb2_grpc.PaymentServicer):
     @rpc
     def Refund(self, request: payment_pb2.RefundRequest, context: Ctx) -> payment_pb2.PaymentResult:
         return to_msg(payment_pb2.PaymentResult, payment.refund(
-            self._s, refund_id=request.refund_id, payment_id=request.payment_id, amount_cents=request.amount_cents))
+            self._s, refund_id=request.refund_id, payment_id=request.payment_id, amount_cents=request.amount_cents,
+            restore_redemption_id=request.restore_redemption_id))
 
     @rpc
     def GetPayment(self, request: payment_pb2.GetPaymentRequest, context: Ctx) -> payment_pb2.PaymentResult:

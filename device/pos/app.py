@@ -26,9 +26,9 @@ from device.pos.audit import AuditLog
 from device.pos.checkout import Checkout, Policy
 from device.pos.face import FaceCheck
 from device.pos.payment import PaymentError, PaymentGateway, PaymentOffline
-from device.pos.receipt import refund_receipt, sale_id_from_qr, sale_receipt, yuan
-from device.pos.refund import refund_by_qr
-from device.pos.views import cashier_view, customer_view
+from device.pos.receipt import qr_text, refund_receipt, sale_id_from_qr, sale_receipt, yuan
+from device.pos.refund import open_sale, refund, refund_by_qr
+from device.pos.views import cashier_view, customer_view, refund_text
 from drivers.errors import DriverError
 from sync.errors import SyncError
 from sync.notify import Watchdog
@@ -40,6 +40,14 @@ CREDIT_REFRESH_S = 30.0  # one refresh round per this long while idle …
 CREDIT_REFRESH_BATCH = 20  # … of at most this many members, the stalest first
 CREDIT_STALE_S = 6 * 3600.0
 RECONCILE_S = 1.0  # how often the loop looks for corrections the sync daemon brought back
+
+
+def _line_numbers(text: str) -> list[int]:
+    """ "0,2" → [0, 2] (the ticked lines of a refund)."""
+    try:
+        return [int(n) for n in str(text).split(",") if n.strip()]
+    except ValueError as err:
+        raise PaymentError(f"无效的商品行 · invalid line numbers {text[:40]!r}") from err
 
 
 class PosApp:
@@ -64,6 +72,7 @@ class PosApp:
         self.actions: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.offline = gateway is None
         self.refund_message = ""
+        self.refunding: dict[str, Any] | None = None  # the sale open for a refund (device.pos.refund.open_sale)
         self.sales_done: list[dict[str, Any]] = []
         self._published = -1
         self._next_credit = 0.0
@@ -128,7 +137,14 @@ class PosApp:
             elif view == "pos-cashier" and name == "new":
                 co.new_sale()
             elif view == "pos-cashier" and name == "refund":
-                self.refund(str(action["code"]))
+                self.open_refund(str(action["code"]))
+            elif view == "pos-cashier" and name == "refund_amount":
+                self.confirm_refund(str(action["sale"]), int(action["seq"]), cents=int(action["cents"]))
+            elif view == "pos-cashier" and name == "refund_lines":
+                self.confirm_refund(str(action["sale"]), int(action["seq"]), lines=_line_numbers(action["lines"]))
+            elif view == "pos-cashier" and name == "refund_close":
+                self.refunding, self.refund_message = None, ""
+                co._changed()
             elif view == "pos-cashier" and name == "collect":
                 item = reconcile.resolve(self.replica, self.audit, str(action["id"]))
                 self.refund_message = f"已补收 {yuan(item['amount_cents'])} · difference collected"
@@ -151,32 +167,58 @@ class PosApp:
         self.refresh_screens()
 
     def scan(self, code: str) -> None:
-        """A scanned code: a receipt QR refunds, a catalogue code adds the item."""
+        """A scanned code: a receipt QR opens the sale for a refund, a catalogue code adds the item."""
         if sale_id_from_qr(code):
-            self.refund(code)
+            self.open_refund(code)
             return
         item = self.catalog.get(code)
         if item is None:
             raise PaymentError(f"未知商品 {code[:32]} · unknown item code")
         self.checkout.add_item(item[0], int(item[1]), code)
 
+    def open_refund(self, code: str) -> dict[str, Any] | None:
+        """A scanned receipt: show its sale on the cashier screen for a (partial) refund."""
+        self.checkout._changed()
+        try:
+            self.refunding = open_sale(self.replica, self.audit, code)
+        except PaymentError as err:
+            self.refunding, self.refund_message = None, str(err)
+            return None
+        pending = self.refunding["pending"]
+        self.refund_message = (f"上一笔退款 {yuan(pending['amount_cents'])} 未完成，确认将重试 · refund "
+                               f"{pending['seq']} is unfinished; confirming retries it") if pending else ""
+        return self.refunding
+
+    def confirm_refund(self, sale_id: str, seq: int, *, cents: int | None = None,
+                       lines: list[int] | None = None) -> dict[str, Any] | None:
+        """The cashier confirmed refund ``seq`` of a sale (an amount or ticked lines)."""
+        return self._refund(lambda: refund(self.replica, self.audit, self.gateway, sale_id, seq=seq, cents=cents,
+                                           lines=lines, store_id=self.store_id))
+
     def refund(self, code: str) -> dict[str, Any] | None:
-        """Refund the sale of a scanned receipt; the outcome is shown on the cashier screen."""
+        """Refund everything left of the sale of a scanned receipt (the whole sale when nothing was refunded)."""
+        return self._refund(lambda: refund_by_qr(self.replica, self.audit, self.gateway, code,
+                                                 store_id=self.store_id))
+
+    def _refund(self, do: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         self.checkout._changed()  # the cashier screen shows the outcome
         try:
-            sale = refund_by_qr(self.replica, self.audit, self.gateway, code, store_id=self.store_id)
+            sale = do()
         except PaymentOffline as err:
             self.offline = True
-            self.refund_message = f"云端不可达，请稍后重试 · cloud unreachable, try again later ({err})"
+            self.refund_message = (f"云端不可达，请稍后重试（同一退款单） · cloud unreachable, try again later (the "
+                                   f"same refund is retried) ({err})")
             return None
         except PaymentError as err:
             self.refund_message = str(err)
             return None
-        if sale["refund_path"] == "outbox":
-            self.refund_message = (f"已退款 {yuan(sale['refund_cents'])}（离线，联网后同步） · "
-                                   "refunded (offline; reaches the cloud with the next sync)")
-        else:
-            self.refund_message = f"已退款 {yuan(sale['refund_cents'])} · refunded"
+        finally:
+            if self.refunding is not None:  # show the sale as it is now
+                self.refunding = open_sale(self.replica, self.audit, qr_text(self.refunding["sale_id"]))
+        if sale["repeated"]:
+            self.refund_message = f"退款 {sale['refund_seq']} 已完成 · refund {sale['refund_seq']} was already done"
+            return sale
+        self.refund_message = refund_text(sale)
         if sale["mode"] == "cash":
             self._kick_drawer()
         self._print(refund_receipt(sale, sale["refund_cents"], device_id=self.device_id, tz=self.tz,
@@ -240,7 +282,7 @@ class PosApp:
         self._published = co.version
         self.publish("pos-customer", customer_view(co, offline=self.offline, device=self.device_id))
         cashier = cashier_view(co, offline=self.offline, device=self.device_id, refund=self.refund_message,
-                               reconcile=reconcile.items(self.replica))
+                               reconcile=reconcile.items(self.replica), refunding=self.refunding)
         if self.degraded:
             cashier["degraded"] = self.degraded
         self.publish("pos-cashier", cashier)

@@ -327,7 +327,8 @@ class Checkout:
                 "amount_cents": self.amount_cents, "discount_cents": self.discount_cents, "paid_cents": due,
                 "method": method, "mode": mode, "member_id": member, "payment_id": payment_id or None,
                 "payment_event_id": None, "coupon_id": self.coupon["coupon_id"] if self.coupon else None,
-                "points": points, "idempotency_key": self.key, "status": "paid"}
+                "points": points, "idempotency_key": self.key, "status": "paid",
+                "coupon_threshold_cents": int(self.coupon["threshold_cents"] or 0) if self.coupon else 0}
         with self.replica.transaction() as conn:
             if mode == "offline":
                 # Re-checked inside the transaction: two counters must not both spend the last of a limit.

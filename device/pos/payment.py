@@ -8,6 +8,11 @@ Why falling back after a timeout cannot charge twice: Authorize only *reserves*;
 Capture. If an Authorize timed out after the cloud approved it, that authorisation is never captured
 (the device took the payment offline instead and reports it through the outbox), so it lapses.
 Retrying with the same idempotency key returns the cloud's stored answer, never a second payment.
+
+The channel follows the device's certificate (`sync.channel.DeviceChannel`): after a rotation by the
+sync daemon or admin-serve the next call presents the new certificate, and a call refused
+UNAUTHENTICATED goes once more when the identity files hold a newer one, so pay-by-face does not stop
+when the cloud revokes the old certificate.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import grpc
 
 from api.v1 import credit_pb2, credit_pb2_grpc, payment_pb2, payment_pb2_grpc
 from device.errors import DeviceError
+from sync.channel import DeviceChannel
 
 AUTHORIZE_DEADLINE_S = 4.0  # a customer is waiting at the counter: fall back to offline quickly
 CALL_DEADLINE_S = 5.0
@@ -60,14 +66,13 @@ class Evidence:
 
 
 class PaymentGateway:
-    """gRPC stubs for Payment and Credit over one channel (mTLS, or plain text on loopback)."""
+    """gRPC stubs for Payment and Credit over one channel (mTLS that follows the device's certificate,
+    or plain text on loopback)."""
 
-    def __init__(self, channel: grpc.Channel, *, device_id: str, store_id: str) -> None:
-        self.channel = channel
+    def __init__(self, channel: grpc.Channel | DeviceChannel, *, device_id: str, store_id: str) -> None:
+        self.channel = channel if isinstance(channel, DeviceChannel) else DeviceChannel.fixed(channel)
         self.device_id = device_id
         self.store_id = store_id
-        self._pay = payment_pb2_grpc.PaymentStub(channel)
-        self._credit = credit_pb2_grpc.CreditStub(channel)
 
     @classmethod
     def connect(cls, target: str, *, device_id: str, store_id: str, insecure: bool = False,
@@ -80,19 +85,16 @@ class PaymentGateway:
             channel = grpc.insecure_channel(target, options=RECONNECT_OPTIONS)
         else:
             from sync.errors import SyncError
-            from sync.identity import DeviceIdentity
 
             try:
-                ident = DeviceIdentity.load(identity_dir)
+                channel = DeviceChannel.follow(identity_dir, target, options=RECONNECT_OPTIONS)
             except SyncError as err:
                 raise PaymentError(f"no device identity for payments: {err} (run `joyedge enroll`)") from err
-            channel = grpc.secure_channel(target, ident.channel_credentials(),
-                                          options=[*ident.channel_options(), *RECONNECT_OPTIONS])
         return cls(channel, device_id=device_id, store_id=store_id)
 
-    def _call(self, name: str, fn: Callable[..., Any], request: Any, timeout: float) -> Any:
+    def _call(self, stub: Callable[[grpc.Channel], Any], name: str, request: Any, timeout: float) -> Any:
         try:
-            return fn(request, timeout=timeout, wait_for_ready=True)
+            return self.channel.call(stub, lambda s: getattr(s, name)(request, timeout=timeout, wait_for_ready=True))
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             detail = err.details() if hasattr(err, "details") else str(err)
@@ -108,24 +110,25 @@ class PaymentGateway:
                 match_score=round(float(evidence.match_score), 6), liveness_passed=evidence.liveness_passed,
                 liveness_method=evidence.liveness_method,
                 phone_last4_confirmed=evidence.phone_last4_confirmed))
-        res = self._call("Authorize", self._pay.Authorize, req, AUTHORIZE_DEADLINE_S)
+        res = self._call(payment_pb2_grpc.PaymentStub, "Authorize", req, AUTHORIZE_DEADLINE_S)
         return Authorization(res.approved, res.payment_id, res.decline_code, res.decline_reason)
 
     def capture(self, payment_id: str) -> None:
         """Capture the whole authorised amount (idempotent in the cloud)."""
-        self._call("Capture", self._pay.Capture, payment_pb2.CaptureRequest(payment_id=payment_id), CALL_DEADLINE_S)
+        self._call(payment_pb2_grpc.PaymentStub, "Capture", payment_pb2.CaptureRequest(payment_id=payment_id),
+                   CALL_DEADLINE_S)
 
     def refund(self, refund_id: str, payment_id: str, amount_cents: int) -> None:
         """Refund (idempotent on ``refund_id``)."""
-        self._call("Refund", self._pay.Refund, payment_pb2.RefundRequest(
+        self._call(payment_pb2_grpc.PaymentStub, "Refund", payment_pb2.RefundRequest(
             refund_id=refund_id, payment_id=payment_id, amount_cents=amount_cents), CALL_DEADLINE_S)
 
     def credit(self, member_id: str) -> tuple[str, int]:
         """(JOY-CRED grade, offline limit in cents) of a member."""
-        rep = self._call("GetCredit", self._credit.GetCredit, credit_pb2.GetCreditRequest(member_id=member_id),
-                         CALL_DEADLINE_S)
+        rep = self._call(credit_pb2_grpc.CreditStub, "GetCredit",
+                         credit_pb2.GetCreditRequest(member_id=member_id), CALL_DEADLINE_S)
         return rep.grade, int(rep.offline_limit_cents)
 
     def close(self) -> None:
-        """Close the channel."""
+        """Close the channel (and any a certificate change retired)."""
         self.channel.close()

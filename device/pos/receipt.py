@@ -60,13 +60,24 @@ def sale_receipt(sale: dict[str, Any], *, device_id: str, store_id: str, member:
 
 def refund_receipt(sale: dict[str, Any], amount_cents: int, *, device_id: str, tz: tzinfo | None = None,
                    when_ms: int) -> Receipt:
-    """The slip printed for a refund."""
+    """The slip printed for a refund (``sale`` as `device.pos.refund.refund` returns it)."""
     when = datetime.fromtimestamp(when_ms / 1000, tz).strftime("%Y-%m-%d %H:%M:%S")
-    return Receipt(title="退款凭证", header=[f"设备 {device_id}", when],
-                   lines=[ReceiptLine("原单号", sale["sale_id"][5:21])],
-                   totals=[ReceiptLine("退款 " + _MODES.get(sale["mode"], sale["mode"]), yuan(amount_cents))],
-                   footer=([f"会员积分 -{sale['points']}"] if sale.get("points") else [])
-                   + (["离线退款 联网后同步"] if sale.get("refund_path") == "outbox" else [])
-                   + ["请保留此凭证"])
-
-
+    mode = _MODES.get(sale["mode"], sale["mode"])
+    paid, refunded = int(sale["paid_cents"]), int(sale["refunded_cents"])
+    lines = [ReceiptLine("原单号", sale["sale_id"][5:21])]
+    for n in sale.get("refund_lines") or []:
+        if 0 <= n < len(sale["items"]):
+            lines.append(ReceiptLine("退货 " + sale["items"][n]["name"], yuan(int(sale["items"][n]["cents"]))))
+    if refunded < paid or int(sale.get("refund_seq", 1)) > 1:
+        totals = [ReceiptLine("部分退款 " + mode, "¥" + yuan(amount_cents)), ReceiptLine("已退", "¥" + yuan(refunded)),
+                  ReceiptLine("剩余", "¥" + yuan(paid - refunded))]
+    else:
+        totals = [ReceiptLine("退款 " + mode, yuan(amount_cents))]
+    if sale.get("clawback_cents"):
+        totals.insert(1, ReceiptLine("券优惠扣回", yuan(-int(sale["clawback_cents"]))))
+    points = int(sale.get("refund_points", sale.get("points", 0)) or 0)
+    footer = [f"会员积分 -{points}"] if points else []
+    footer += {"restored": ["优惠券已退回会员账户"], "expired": ["优惠券已过期，不退回"],
+               "kept": ["优惠券仍为已使用"]}.get(sale.get("coupon", ""), [])
+    footer += (["离线退款 联网后同步"] if sale.get("refund_path") == "outbox" else []) + ["请保留此凭证"]
+    return Receipt(title="退款凭证", header=[f"设备 {device_id}", when], lines=lines, totals=totals, footer=footer)

@@ -39,8 +39,11 @@ class ReconcileError(PaymentError):
 
 def _new(conn: Any) -> list[Any]:
     return conn.execute(
-        "SELECT c.*, (SELECT s.sale_id FROM local_redemptions lr JOIN pos_sales s ON s.coupon_id = lr.coupon_id"
-        "             WHERE lr.event_id = c.cause_event_id) AS sale_id"
+        "SELECT c.*, COALESCE((SELECT s.sale_id FROM local_redemptions lr JOIN pos_sales s"
+        "             ON s.coupon_id = lr.coupon_id WHERE lr.event_id = c.cause_event_id),"
+        # A refund that gave the coupon back removed its local_redemptions row: the sale that used it here.
+        "          (SELECT s.sale_id FROM pos_sales s WHERE s.coupon_id = c.coupon_id AND c.coupon_id != ''"
+        "             ORDER BY s.created_at_ms DESC LIMIT 1)) AS sale_id"
         " FROM compensations c WHERE c.compensation_id NOT IN (SELECT compensation_id FROM pos_reconciliation)"
         " ORDER BY c.received_at_ms, c.compensation_id").fetchall()
 

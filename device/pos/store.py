@@ -27,11 +27,16 @@ SCHEMA = (
     " anchor TEXT NOT NULL DEFAULT '')",
     "CREATE TABLE IF NOT EXISTS pos_credit (member_id TEXT PRIMARY KEY, grade TEXT NOT NULL,"
     " offline_limit_cents INTEGER NOT NULL, fetched_at_ms INTEGER NOT NULL)",
-    # One refund per sale (the primary key is the refund id, derived from the sale): a second scan, a
-    # retry after a crash or two counters at once cannot refund twice. path: online | outbox | cash;
-    # event_id: the queued refund event (outbox path) until the cloud acks it.
-    "CREATE TABLE IF NOT EXISTS pos_refunds (refund_id TEXT PRIMARY KEY, sale_id TEXT NOT NULL UNIQUE,"
-    " amount_cents INTEGER NOT NULL, path TEXT NOT NULL, event_id TEXT, refunded_at_ms INTEGER NOT NULL)",
+    # Refunds, several per sale (device.pos.refund): the refund id is ``ref-<sale_id>.<seq>``, the row is
+    # written as "pending" before any cloud call and "done" with the local refund, so a retry or a double
+    # tap reuses the id. amount_cents: money given back; lines: JSON list of returned line numbers;
+    # clawback_cents: coupon discount kept back; coupon: "" | kept | restored | expired; path: online |
+    # outbox | cash ("" while pending); event_id: the queued refund event (outbox path).
+    "CREATE TABLE IF NOT EXISTS pos_refunds (refund_id TEXT PRIMARY KEY, sale_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " amount_cents INTEGER NOT NULL, lines TEXT NOT NULL DEFAULT '[]', clawback_cents INTEGER NOT NULL DEFAULT 0,"
+    " points INTEGER NOT NULL DEFAULT 0, coupon TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'done',"
+    " path TEXT NOT NULL, event_id TEXT, created_at_ms INTEGER NOT NULL DEFAULT 0, refunded_at_ms INTEGER,"
+    " UNIQUE (sale_id, seq))",
     # Corrections the cloud sent back about this device's sales (device.pos.reconcile), one per compensation.
     "CREATE TABLE IF NOT EXISTS pos_reconciliation (compensation_id TEXT PRIMARY KEY, sale_id TEXT,"
     " kind TEXT NOT NULL, amount_cents INTEGER NOT NULL, coupon_id TEXT NOT NULL, message TEXT NOT NULL,"
@@ -42,10 +47,23 @@ CREDIT_MAX_AGE_S = 7 * 24 * 3600.0
 
 
 def ensure_schema(replica: Any) -> None:
-    """Create the π-POS tables if they are not there yet."""
+    """Create the π-POS tables if they are not there yet (and bring older ones up to date)."""
     with replica.transaction() as conn:
+        old = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'pos_refunds'").fetchone()
+        if old is not None and "seq INTEGER" not in old[0]:
+            # One full refund per sale (before partial refunds): each becomes refund 1 of its sale; its id
+            # stays the one the cloud already knows.
+            conn.execute("ALTER TABLE pos_refunds RENAME TO pos_refunds_v1")
         for statement in SCHEMA:
             conn.execute(statement)
+        if old is not None and "seq INTEGER" not in old[0]:
+            conn.execute("INSERT INTO pos_refunds (refund_id, sale_id, seq, amount_cents, path, event_id,"
+                         " created_at_ms, refunded_at_ms) SELECT refund_id, sale_id, 1, amount_cents, path, event_id,"
+                         " refunded_at_ms, refunded_at_ms FROM pos_refunds_v1")
+            conn.execute("DROP TABLE pos_refunds_v1")
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(pos_sales)")}
+        if "coupon_threshold_cents" not in columns:  # the coupon's threshold, for the refund rule
+            conn.execute("ALTER TABLE pos_sales ADD COLUMN coupon_threshold_cents INTEGER NOT NULL DEFAULT 0")
 
 
 def insert_sale(conn: sqlite3.Connection, sale: dict[str, Any]) -> None:
@@ -68,6 +86,13 @@ def sale(replica: Any, sale_id: str) -> dict[str, Any] | None:
     """One sale by id, or None."""
     with replica._lock:
         return _decode(replica._conn.execute("SELECT * FROM pos_sales WHERE sale_id = ?", (sale_id,)).fetchone())
+
+
+def refunds(replica: Any, sale_id: str) -> list[dict[str, Any]]:
+    """The refunds of a sale (pending and done), in order."""
+    with replica._lock:
+        rows = replica._conn.execute("SELECT * FROM pos_refunds WHERE sale_id = ? ORDER BY seq", (sale_id,)).fetchall()
+    return [dict(r) | {"lines": json.loads(r["lines"])} for r in rows]
 
 
 def sale_by_key(replica: Any, key: str) -> dict[str, Any] | None:

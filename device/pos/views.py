@@ -44,9 +44,45 @@ def customer_view(checkout: Checkout, *, offline: bool, device: str) -> dict[str
         return view
 
 
+_COUPON_TEXT = {"restored": "优惠券已退回会员 · coupon returned to the member",
+                "expired": "优惠券已过期，不退回 · coupon expired, not returned"}
+
+
+def refund_text(sale: dict[str, Any]) -> str:
+    """The cashier's line after a refund (``sale`` as device.pos.refund.refund returns it)."""
+    paid, refunded = int(sale["paid_cents"]), int(sale["refunded_cents"])
+    zh = (f"已退款 ¥{yuan(sale['refund_cents'])}" if refunded >= paid and sale["refund_seq"] == 1 else
+          f"部分退款 ¥{yuan(sale['refund_cents'])} / 已退 ¥{yuan(refunded)} / 剩余 ¥{yuan(paid - refunded)}")
+    en = f"refunded {yuan(sale['refund_cents'])} (total {yuan(refunded)}, left {yuan(paid - refunded)})"
+    if sale["clawback_cents"]:
+        zh += f"，券优惠扣回 ¥{yuan(sale['clawback_cents'])}"
+        en += f", coupon discount kept back {yuan(sale['clawback_cents'])}"
+    if sale["refund_path"] == "outbox":
+        zh, en = zh + "（离线，联网后同步）", en + " (offline; reaches the cloud with the next sync)"
+    coupon = _COUPON_TEXT.get(sale["coupon"])
+    if coupon:
+        zh, en = zh + "；" + coupon.split(" · ")[0], en + "; " + coupon.split(" · ")[1]
+    return f"{zh} · {en}"
+
+
+def refunding_view(sale: dict[str, Any]) -> dict[str, Any]:
+    """The sale open for a refund (device.pos.refund.open_sale) as the cashier screen shows it."""
+    pending = sale["pending"]
+    return {"sale": sale["sale_id"], "receipt": sale["sale_id"][5:21], "mode": sale["mode"],
+            "amount": yuan(int(sale["amount_cents"])), "discount": yuan(int(sale["discount_cents"])),
+            "paid": yuan(int(sale["paid_cents"])), "refunded": yuan(int(sale["refunded_cents"])),
+            "left": yuan(int(sale["left_cents"])), "left_cents": int(sale["left_cents"]),
+            "seq": int(pending["seq"]) if pending else int(sale["next_seq"]),
+            "pending": yuan(int(pending["amount_cents"])) if pending else "",
+            "lines": [{"n": ln["n"], "name": ln["name"], "amount": yuan(ln["cents"]), "share": yuan(ln["share"]),
+                       "returned": bool(ln["returned"])} for ln in sale["lines"]]}
+
+
 def cashier_view(checkout: Checkout, *, offline: bool, device: str, refund: str = "",
-                 peripherals: str = "", reconcile: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The cashier screen; ``reconcile`` are the open reconciliation items (device.pos.reconcile)."""
+                 peripherals: str = "", reconcile: list[dict[str, Any]] | None = None,
+                 refunding: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The cashier screen; ``reconcile`` are the open reconciliation items (device.pos.reconcile),
+    ``refunding`` the sale open for a refund (device.pos.refund.open_sale) or None."""
     with checkout._lock:
         view = _common(checkout, offline, device)
         view["items"] = [{"name": i["name"], "amount": yuan(int(i["cents"]))} for i in checkout.items]
@@ -59,4 +95,6 @@ def cashier_view(checkout: Checkout, *, offline: bool, device: str, refund: str 
         view["peripherals"] = peripherals
         view["reconcile"] = [{"id": r["compensation_id"], "sale": (r["sale_id"] or "")[5:21],
                               "amount": yuan(int(r["amount_cents"])), "text": rec.text(r)} for r in reconcile or []]
+        if refunding is not None:
+            view["refunding"] = refunding_view(refunding)
         return view

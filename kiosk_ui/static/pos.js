@@ -18,8 +18,11 @@
     confirm_pay: "Confirm payment", paying: "Paying…", paid: "Paid — thank you", points: "Face-pay points",
     refused: "Face pay could not be completed", cancel: "Cancel",
     reconcile_title: "To collect · cloud reconciliation", sale_no: "Sale", collected: "Collected",
+    refund_title: "Refund", rf_paid: "Paid", rf_refunded: "Refunded", rf_left: "Left to refund",
+    rf_amount: "Refund the keypad amount", rf_lines: "Refund ticked items", rf_close: "Close",
+    rf_pending: "Unfinished refund — confirming retries it:",
   };
-  const ZH_EXTRA = { sale_no: "单号", collected: "已补收" };
+  const ZH_EXTRA = { sale_no: "单号", collected: "已补收", rf_pending: "上一笔退款未完成，确认将重试：" };
   const STATE_TEXT = {
     idle: ["空闲", "Idle"], cart: ["待支付", "Waiting for payment"], face: ["刷脸中", "Face check"],
     phone: ["验证手机尾号", "Phone digits"], confirm: ["等待顾客确认", "Customer confirming"], paying: ["支付中", "Paying"],
@@ -100,6 +103,7 @@
       $("mode-line").hidden = !model.mode;
       setText("refund", pick(model.refund));
       renderReconcile(Array.isArray(model.reconcile) ? model.reconcile : []);
+      renderRefunding(model.refunding || null);
     } else {
       $("discount-line").hidden = !model.coupon;
       setText("challenge", pick(model.challenge));
@@ -137,6 +141,35 @@
     }));
   }
 
+  function renderRefunding(rf) {
+    // The sale of a scanned receipt: its lines (tick the returned ones) or an amount from the keypad.
+    $("refunding").hidden = !rf;
+    if (!rf) return;
+    setText("rf-receipt", rf.receipt);
+    setText("rf-paid", rf.paid);
+    setText("rf-refunded", rf.refunded);
+    setText("rf-left", rf.left);
+    $("rf-pending").hidden = !rf.pending;
+    setText("rf-pending", rf.pending ? `${lang === "en" ? EN.rf_pending : ZH_EXTRA.rf_pending} ${rf.pending}` : "");
+    const ticked = new Set([...document.querySelectorAll("#rf-lines input:checked")].map((el) => el.value));
+    $("rf-lines").replaceChildren(...rf.lines.map((ln) => {
+      const li = document.createElement("li");
+      li.className = "rf-line";
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = String(ln.n);
+      box.disabled = ln.returned;
+      box.checked = !ln.returned && ticked.has(box.value);
+      const name = document.createElement("span");
+      name.textContent = `${ln.name} ${ln.amount} → ${ln.share}`;
+      label.append(box, name);
+      li.append(label);
+      if (ln.returned) li.classList.add("rf-returned");
+      return li;
+    }));
+  }
+
   async function send(action) {
     try {
       const res = await fetch(`/api/${VIEW}/action`, {
@@ -166,6 +199,18 @@
       if (code) send({ action: "refund", code });
       $("refund-code").value = "";
     });
+    // The refund number shown is sent with the confirm: a double tap asks for the same refund twice
+    // and the device returns the first one.
+    $("rf-amount").addEventListener("click", () => {
+      const rf = model.refunding;
+      if (rf) send({ action: "refund_amount", sale: rf.sale, cents: Number(entry || "0"), seq: rf.seq });
+    });
+    $("rf-lines-go").addEventListener("click", () => {
+      const rf = model.refunding;
+      const lines = [...document.querySelectorAll("#rf-lines input:checked")].map((el) => el.value).join(",");
+      if (rf && lines) send({ action: "refund_lines", sale: rf.sale, lines, seq: rf.seq });
+    });
+    $("rf-close").addEventListener("click", () => send({ action: "refund_close" }));
     showEntry();
   }
 

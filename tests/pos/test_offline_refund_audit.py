@@ -83,7 +83,11 @@ def test_refund_by_scanning_the_receipt_qr(pos, cloud, tmp_path):
     sale = out["sale"]
     app.scanner.scan(qr_text(sale["sale_id"]))
     app.step()  # the scanner read queues the scan …
-    app.step()  # … and the next turn acts on it
+    app.step()  # … and the next turn opens the sale on the cashier screen
+    assert app.refunding["sale_id"] == sale["sale_id"] and app.refunding["left_cents"] == sale["paid_cents"]
+    assert store.sale(app.replica, sale["sale_id"])["status"] == "paid"  # nothing refunded by the scan alone
+    app.handle("pos-cashier", {"action": "refund_amount", "sale": sale["sale_id"], "cents": sale["paid_cents"],
+                               "seq": app.refunding["next_seq"]})
     assert store.sale(app.replica, sale["sale_id"])["status"] == "refunded"
     assert cloud.query("SELECT status, refunded_cents FROM payments WHERE payment_id = ?", sale["payment_id"]) == [
         (4, sale["paid_cents"])]
@@ -92,6 +96,9 @@ def test_refund_by_scanning_the_receipt_qr(pos, cloud, tmp_path):
     app.scanner.scan(qr_text(sale["sale_id"]))
     app.step()
     app.step()
+    assert app.refunding["left_cents"] == 0
+    app.handle("pos-cashier", {"action": "refund_amount", "sale": sale["sale_id"], "cents": 100,
+                               "seq": app.refunding["next_seq"]})
     assert "already refunded" in app.refund_message
     assert cloud.query("SELECT count(*) FROM refunds WHERE payment_id = ?", sale["payment_id"]) == [(1,)]
     # A code that is not one of this device's receipts is refused.

@@ -75,7 +75,13 @@ def _offline_sale(app, cloud, tmp_path, cents: int) -> dict:
 
 
 def _scan(app, sale_id: str) -> None:
+    """The cashier scans the receipt (the sale opens) and refunds everything left, as the page does."""
     app.handle("pos-cashier", {"action": "refund", "code": qr_text(sale_id)})
+    if app.refunding is not None:
+        rf = app.refunding
+        seq = rf["pending"]["seq"] if rf["pending"] else rf["next_seq"]
+        app.handle("pos-cashier", {"action": "refund_amount", "sale": sale_id, "cents": max(rf["left_cents"], 1),
+                                   "seq": seq})
 
 
 def _payments_stream(app) -> list[tuple[str, int]]:
@@ -90,7 +96,7 @@ def _points(cloud, member: str) -> int:
 
 def _ledger(cloud, sale: dict) -> list[tuple]:
     return cloud.query("SELECT txn_id, kind, amount_cents FROM transactions WHERE txn_id IN (?, ?) ORDER BY kind",
-                       sale["payment_id"], f"ref-{sale['sale_id']}")
+                       sale["payment_id"], f"ref-{sale['sale_id']}.1")
 
 
 def test_refund_before_sync_is_queued_and_the_cloud_applies_sale_then_refund_once(pos, cloud, tmp_path):
@@ -125,15 +131,15 @@ def test_refund_before_sync_is_queued_and_the_cloud_applies_sale_then_refund_onc
         cloud.start()
     cli("joyedge", "sync", "--config", str(cfg_file), "--once")
     paid = sale["paid_cents"]
-    assert _ledger(cloud, sale) == [(sale["payment_id"], PURCHASE, paid), (f"ref-{sale['sale_id']}", RETURN, paid)]
+    assert _ledger(cloud, sale) == [(sale["payment_id"], PURCHASE, paid), (f"ref-{sale['sale_id']}.1", RETURN, paid)]
     assert cloud.query("SELECT refund_id, amount_cents FROM refunds WHERE payment_id = ?", sale["payment_id"]) == [
-        (f"ref-{sale['sale_id']}", paid)]
+        (f"ref-{sale['sale_id']}.1", paid)]
     assert _points(cloud, member) == points_before  # earned and taken back
     assert _payments_stream(app) == []
     # A re-sync changes nothing; an online refund of the same sale is the same refund (idempotent id);
     # a refund beyond what is left is refused by the cloud.
     cli("joyedge", "sync", "--config", str(cfg_file), "--once")
-    app.gateway.refund(f"ref-{sale['sale_id']}", sale["payment_id"], paid)
+    app.gateway.refund(f"ref-{sale['sale_id']}.1", sale["payment_id"], paid)
     with pytest.raises(PaymentError, match="only 0 are left"):
         app.gateway.refund(f"ref2-{sale['sale_id']}", sale["payment_id"], 1)
     assert len(_ledger(cloud, sale)) == 2
@@ -152,7 +158,7 @@ def test_refund_after_sync_goes_online(pos, cloud, tmp_path):
     assert store.sale(app.replica, sale["sale_id"])["status"] == "refunded", app.refund_message
     assert app.audit.entries("refund")[-1]["data"]["path"] == "online"
     # Refunded in the cloud at once (no refund event queued; only the points reversal waits for sync).
-    assert _ledger(cloud, sale)[-1] == (f"ref-{sale['sale_id']}", RETURN, sale["paid_cents"])
+    assert _ledger(cloud, sale)[-1] == (f"ref-{sale['sale_id']}.1", RETURN, sale["paid_cents"])
     assert _payments_stream(app) == []
     _scan(app, sale["sale_id"])
     assert "already refunded" in app.refund_message
@@ -181,7 +187,7 @@ def test_app_killed_between_the_local_refund_and_the_push_loses_nothing_and_doub
     out = cli("joyedge", "sync", "--config", str(cfg_file), "--once").stdout
     assert int(re.search(r"duplicate (\d+)", out).group(1)) >= 3, out  # payment, points, refund (…)
     paid = sale["paid_cents"]
-    assert _ledger(cloud, sale) == [(sale["payment_id"], PURCHASE, paid), (f"ref-{sale['sale_id']}", RETURN, paid)]
+    assert _ledger(cloud, sale) == [(sale["payment_id"], PURCHASE, paid), (f"ref-{sale['sale_id']}.1", RETURN, paid)]
     assert cloud.query("SELECT count(*) FROM refunds WHERE payment_id = ?", sale["payment_id"]) == [(1,)]
     assert _payments_stream(app) == []
 
