@@ -18,8 +18,9 @@ def _client(cfg: Any) -> tuple[Any, Any]:
     from sync.identity import DeviceIdentity
 
     ident = DeviceIdentity.load(cfg.identity_dir)
-    # channel_options carries the TLS name override when the cloud's certificate names another host.
-    client = SyncClient(cfg.sync.cloud, credentials=ident.channel_credentials(), options=ident.channel_options())
+    # The channel follows the identity files (a rotation by admin-serve too) and carries the
+    # identity's TLS name override when the cloud's certificate names another host.
+    client = SyncClient(cfg.sync.cloud, identity_dir=cfg.identity_dir, identity=ident)
     return client, ident
 
 

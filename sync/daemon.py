@@ -98,8 +98,9 @@ class SyncDaemon:
         self.replica = replica
         self.client = client
         # The mTLS identity the client presents (None on an insecure loopback client): rotated before
-        # it expires, checked on every pull round; the client is then rebuilt with the new certificate.
-        self.identity = identity
+        # it expires, checked on every pull round. A client built with `identity_dir` follows the
+        # identity files (also a rotation by admin-serve); one with fixed credentials is rebuilt here.
+        self.identity = identity if identity is not None else client.identity
         self._retired: list[SyncClient] = []
         self._rotate_after = 0.0
         self.device_id, self.site_id, self.store_id = device_id, site_id, store_id
@@ -263,11 +264,15 @@ class SyncDaemon:
             self.publish(force=True)
 
     def maybe_rotate(self) -> bool:
-        """Rotate the certificate when `needs_rotation()` and rebuild the client; True when it rotated.
+        """Rotate the certificate when `needs_rotation()` and switch the client; True when it rotated.
 
         A failed rotation is logged and tried again after `ROTATE_RETRY_S`; it never stops syncing
-        while the old certificate is still valid (it stays valid until it expires).
+        while the old certificate is still valid (it is revoked only `ca.ROTATION_GRACE_S` after the
+        new one is first used, which a failed rotation never reaches).
         """
+        followed = self.client.identity
+        if followed is not None and (self.identity is None or followed.serial != self.identity.serial):
+            self.identity = followed  # another process rotated; the client already presents the new one
         ident = self.identity
         if ident is None or self.clock() < self._rotate_after or not ident.needs_rotation():
             return False
@@ -278,11 +283,16 @@ class SyncDaemon:
             _LOG.warning("sync: certificate %x (ends %s) could not rotate: %s; retrying in %.0f s",
                          ident.serial, ident.not_after, err, ROTATE_RETRY_S)
             return False
-        old = self.client
-        self.client = SyncClient(old.target, credentials=new.channel_credentials(), options=new.channel_options())
+        if self.client.follows_identity:
+            # Calls in flight keep the old channel (valid for the grace); it closes when they end.
+            self.client.refresh()
+        else:
+            old = self.client
+            self.client = SyncClient(old.target, credentials=new.channel_credentials(),
+                                     options=new.channel_options())
+            # Calls in flight on the old channel finish (within the grace); closed at the end.
+            self._retired.append(old)
         self.identity = new
-        # Calls in flight on the old channel finish (the old certificate stays valid); closed at the end.
-        self._retired.append(old)
         _LOG.info("sync: certificate rotated: %x → %x, valid until %s", ident.serial, new.serial, new.not_after)
         return True
 

@@ -94,10 +94,11 @@ def build_features(cfg: Any) -> MirrorFeatures:
         else:
             from sync.identity import DeviceIdentity
 
-            ident = DeviceIdentity.load(cfg.identity_dir)
-            creds, options = ident.channel_credentials(), ident.channel_options()
-            features.car_finder = CarFinder(cfg.sync.cloud, credentials=creds, options=options)
-            fetcher = KeyFetcher(cfg.sync.cloud, cfg.device.site_id, credentials=creds, options=options)
+            DeviceIdentity.load(cfg.identity_dir)  # not enrolled: say so now, not at the first lookup
+            # Both follow the identity files: a certificate rotated by the sync daemon or admin-serve
+            # is presented from the next call on (sync.channel), no restart needed.
+            features.car_finder = CarFinder(cfg.sync.cloud, identity_dir=cfg.identity_dir)
+            fetcher = KeyFetcher(cfg.sync.cloud, cfg.device.site_id, identity_dir=cfg.identity_dir)
     except (SyncError, DeviceError, ValueError, OSError) as err:  # not enrolled yet, unreadable key: still greets
         _LOG.warning("mirror: find my car and member-QR key refresh unavailable (%s)", err)
     # Offline or not enrolled, the verifier still checks codes against the keys cached by an earlier run.

@@ -8,7 +8,9 @@ channel, with a short deadline; the cloud answers only for a member of the calli
 only with cars parked at that site. With the network down the card says so ("离线，暂时无法查询车位")
 instead of waiting. Plates are shown masked (沪A·***45): enough for the member to recognise their car.
 
-gRPC errors become `CarResult` statuses here and nowhere else.
+gRPC errors become `CarResult` statuses here and nowhere else. Built with `identity_dir`, the channel
+follows the device's certificate (`sync.channel.DeviceChannel`): a rotation by the sync daemon or
+admin-serve does not leave the mirror presenting a revoked certificate.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import grpc
 
 from api.v1 import fusion_pb2, fusion_pb2_grpc
+from sync.channel import DeviceChannel
 
 _LOG = logging.getLogger(__name__)
 
@@ -61,17 +64,20 @@ class CarFinder:
 
     def __init__(self, target: str, *, insecure: bool = False,
                  credentials: grpc.ChannelCredentials | None = None, deadline_s: float = DEADLINE_S,
-                 options: list[tuple[str, Any]] | None = None) -> None:
+                 options: list[tuple[str, Any]] | None = None, identity_dir: Any = None) -> None:
+        """Plain text on loopback (`insecure`), mTLS following the identity in `identity_dir` (what the
+        mirror uses; IdentityError when not enrolled), or fixed `credentials`."""
         if insecure:
             host = target.rsplit(":", 1)[0].strip("[]")
             if not (host in ("localhost", "::1") or host.startswith("127.")):
                 raise ValueError(f"refusing plain-text gRPC to {target}: allowed on loopback only")
-            self._channel = grpc.insecure_channel(target)
+            self._channel = DeviceChannel.fixed(grpc.insecure_channel(target))
+        elif identity_dir is not None:
+            self._channel = DeviceChannel.follow(identity_dir, target, options=options or [])
         elif credentials is None:
             raise ValueError(f"no mTLS credentials for {target}: enroll the device first (joyedge enroll)")
         else:
-            self._channel = grpc.secure_channel(target, credentials, options=options or [])
-        self._stub = fusion_pb2_grpc.FusionStub(self._channel)
+            self._channel = DeviceChannel.fixed(grpc.secure_channel(target, credentials, options=options or []))
         self.deadline_s = deadline_s
 
     def find(self, member_id: str) -> CarResult:
@@ -79,7 +85,8 @@ class CarFinder:
         request = fusion_pb2.FindCarRequest(
             who=fusion_pb2.IdentityRef(id_type=fusion_pb2.ID_TYPE_MEMBER_ID, id_value=member_id))
         try:
-            answer = self._stub.FindCar(request, timeout=self.deadline_s)
+            answer = self._channel.call(fusion_pb2_grpc.FusionStub,
+                                        lambda stub: stub.FindCar(request, timeout=self.deadline_s))
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             if code in _OFFLINE:
@@ -96,7 +103,7 @@ class CarFinder:
         return CarResult("found" if cars else "none", cars)
 
     def close(self) -> None:
-        """Close the channel."""
+        """Close the channel (and any a certificate change retired)."""
         self._channel.close()
 
 

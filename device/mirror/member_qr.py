@@ -76,30 +76,45 @@ def parse_legacy_code(code: str) -> str | None:
 
 
 class KeyFetcher:
-    """Calls `MemberQr/GetKeys` for one site over a short-lived channel (a refresh is rare)."""
+    """Calls `MemberQr/GetKeys` for one site over a short-lived channel (a refresh is rare).
+
+    With `identity_dir` each fetch presents the certificate the identity files hold then (a rotation by
+    another process is followed, and a refusal retried once on a newer one: `sync.channel`)."""
 
     def __init__(self, target: str, site_id: str, *, insecure: bool = False, credentials: Any = None,
-                 options: Sequence[tuple[str, Any]] = (), deadline_s: float = FETCH_DEADLINE_S) -> None:
+                 options: Sequence[tuple[str, Any]] = (), deadline_s: float = FETCH_DEADLINE_S,
+                 identity_dir: Any = None) -> None:
         if insecure:
             host = target.rsplit(":", 1)[0].strip("[]")
             if not (host in ("localhost", "::1") or host.startswith("127.")):
                 raise DeviceError(f"refusing plain-text gRPC to {target}: allowed on loopback only")
-        elif credentials is None:
+        elif credentials is None and identity_dir is None:
             raise DeviceError(f"no mTLS credentials for {target}: enroll the device first (joyedge enroll)")
         self.target, self.site_id, self.insecure = target, site_id, insecure
         self.credentials, self.options, self.deadline_s = credentials, list(options), deadline_s
+        self.identity_dir = identity_dir
 
     def __call__(self) -> list[tuple[bytes, bytes]]:
         """(key id, raw public key) of the site; DeviceError when the cloud cannot be asked or answers nonsense."""
         import grpc
 
         from api.v1 import member_qr_pb2, member_qr_pb2_grpc
+        from sync.channel import DeviceChannel
+        from sync.errors import SyncError
 
-        channel = (grpc.insecure_channel(self.target, options=self.options) if self.insecure
-                   else grpc.secure_channel(self.target, self.credentials, options=self.options))
+        if self.insecure:
+            channel = DeviceChannel.fixed(grpc.insecure_channel(self.target, options=self.options))
+        elif self.identity_dir is not None:
+            try:
+                channel = DeviceChannel.follow(self.identity_dir, self.target, options=self.options)
+            except SyncError as err:
+                raise DeviceError(f"member-QR keys from {self.target}: no device identity ({err})") from err
+        else:
+            channel = DeviceChannel.fixed(grpc.secure_channel(self.target, self.credentials, options=self.options))
+        request = member_qr_pb2.GetMemberQrKeysRequest(site_id=self.site_id)
         try:
-            answer = member_qr_pb2_grpc.MemberQrStub(channel).GetKeys(
-                member_qr_pb2.GetMemberQrKeysRequest(site_id=self.site_id), timeout=self.deadline_s)
+            answer = channel.call(member_qr_pb2_grpc.MemberQrStub,
+                                  lambda stub: stub.GetKeys(request, timeout=self.deadline_s))
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             raise DeviceError(f"member-QR keys from {self.target}: {code}") from err
