@@ -118,10 +118,11 @@ class PaymentGateway:
         self._call(payment_pb2_grpc.PaymentStub, "Capture", payment_pb2.CaptureRequest(payment_id=payment_id),
                    CALL_DEADLINE_S)
 
-    def refund(self, refund_id: str, payment_id: str, amount_cents: int) -> None:
-        """Refund (idempotent on ``refund_id``)."""
+    def refund(self, refund_id: str, payment_id: str, amount_cents: int, restore_redemption_id: str = "") -> None:
+        """Refund (idempotent on ``refund_id``); ``restore_redemption_id`` gives the sale's coupon back."""
         self._call(payment_pb2_grpc.PaymentStub, "Refund", payment_pb2.RefundRequest(
-            refund_id=refund_id, payment_id=payment_id, amount_cents=amount_cents), CALL_DEADLINE_S)
+            refund_id=refund_id, payment_id=payment_id, amount_cents=amount_cents,
+            restore_redemption_id=restore_redemption_id), CALL_DEADLINE_S)
 
     def credit(self, member_id: str) -> tuple[str, int]:
         """(JOY-CRED grade, offline limit in cents) of a member."""
