@@ -11,6 +11,8 @@
     joyedge-cloud member transactions site-demo-m001 --db var/cloud.db --json
     joyedge-cloud member qr site-demo-m001 --db var/cloud.db [--ttl 90] [--png qr.png]
     joyedge-cloud tags compute --db var/cloud.db
+    joyedge-cloud reconcile list [--site S] [--open|--all] [--json] --db var/cloud.db
+    joyedge-cloud reconcile close COMP_ID --note "collected" --db var/cloud.db
 
 A user mistake (missing folder, unreadable database, port in use) is one line on stderr,
 `joyedge-cloud: error: …`, and exit code 2 — never a traceback.
@@ -38,6 +40,7 @@ from cloud_stub.cli_admin import (
 )
 from cloud_stub.cli_ca import add_ca_commands, run_ca
 from cloud_stub.cli_member_qr import add_member_qr_command, member_qr, member_qr_admin
+from cloud_stub.cli_reconcile import add_reconcile_commands, run_reconcile
 from cloud_stub.errors import CloudError
 
 PROG = "joyedge-cloud"
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_member_qr_command(member_sub, _db_arg)
     add_tags_commands(sub, _db_arg)
     add_ca_commands(sub, _db_arg)
+    add_reconcile_commands(sub, _db_arg)
     return parser
 
 
@@ -201,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _seed_demo(args)
         if args.command == "ca":
             return run_ca(args, _open_storage, _table, PROG)
+        if args.command == "reconcile":
+            return run_reconcile(args, _open_storage, _table)
         if args.command == "tags":
             return tags_compute(_open_storage(args.db, create=False), args, PROG)
         if args.member_command == "show":

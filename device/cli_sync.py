@@ -60,9 +60,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   + " | replica " + ", ".join(f"{k} {v}" for k, v in counts.items())
                   + " | pushed " + ", ".join(f"{k} {v}" for k, v in pushed.items())
                   + f" | outbox {daemon.outbox.depth()}", flush=True)
+            from device.pos.reconcile import sale_of
+
             for comp in daemon.outbox.compensations(unseen_only=True):
-                print(f"joyedge sync: compensation {comp['kind']} for member {comp['member_id']}: "
-                      f"{comp['message']} ({comp['amount_cents'] / 100:.2f})", flush=True)
+                sale = sale_of(replica, comp)  # the counter's sale number, as its screen and receipt show it
+                print(f"joyedge sync: compensation {comp['kind']} for member {comp['member_id']}"
+                      + (f" on sale {sale} (receipt {sale[5:21]})" if sale else "")
+                      + f": {comp['message']} ({comp['amount_cents'] / 100:.2f})", flush=True)
         else:
             print(f"joyedge sync: daemon for {cfg.device.id} → {cfg.sync.cloud}", flush=True)
             daemon.run(stop_on_signals())

@@ -37,11 +37,18 @@ class ReconcileError(PaymentError):
     """A reconciliation action that does not apply (unknown or already resolved item)."""
 
 
+# The sale a compensation (its cause event, its coupon) is about: the one whose redemption event caused
+# it; when a refund gave the coupon back (its local_redemptions row is gone), the last sale here with it.
+_SALE_OF = ("SELECT COALESCE((SELECT s.sale_id FROM local_redemptions lr JOIN pos_sales s"
+            " ON s.coupon_id = lr.coupon_id WHERE lr.event_id = :cause),"
+            " (SELECT s.sale_id FROM pos_sales s WHERE s.coupon_id = :coupon AND :coupon != ''"
+            " ORDER BY s.created_at_ms DESC LIMIT 1)) AS sale_id")
+
+
 def _new(conn: Any) -> list[Any]:
     return conn.execute(
         "SELECT c.*, COALESCE((SELECT s.sale_id FROM local_redemptions lr JOIN pos_sales s"
         "             ON s.coupon_id = lr.coupon_id WHERE lr.event_id = c.cause_event_id),"
-        # A refund that gave the coupon back removed its local_redemptions row: the sale that used it here.
         "          (SELECT s.sale_id FROM pos_sales s WHERE s.coupon_id = c.coupon_id AND c.coupon_id != ''"
         "             ORDER BY s.created_at_ms DESC LIMIT 1)) AS sale_id"
         " FROM compensations c WHERE c.compensation_id NOT IN (SELECT compensation_id FROM pos_reconciliation)"
@@ -72,6 +79,17 @@ def absorb(replica: Any, audit: AuditLog) -> list[dict[str, Any]]:
                                              "cloud": item["message"]}, now)
             created.append(item)
     return created
+
+
+def sale_of(replica: Any, compensation: dict[str, Any]) -> str | None:
+    """The sale of this device a compensation is about, or None (not a π-POS, or not one of its sales)."""
+    with replica._lock:
+        conn = replica._conn
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'pos_sales'").fetchone() is None:
+            return None  # a mirror: no sales here
+        row = conn.execute("SELECT sale_id FROM (" + _SALE_OF + ")", {
+            "cause": compensation.get("cause_event_id") or "", "coupon": compensation.get("coupon_id") or ""}).fetchone()
+    return row[0] if row and row[0] else None
 
 
 def items(replica: Any, open_only: bool = True) -> list[dict[str, Any]]:

@@ -13,7 +13,9 @@ redemption (the mini-program) ends the same way.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from device.pos import reconcile, store
 from device.pos.build import build_pos_app, connect_gateway
 from drivers.camera.fake import FakeCamera
 from kiosk_ui.server import KioskServer
-from tests.pos.conftest import cli, enroll_device, push_unsettled
+from tests.pos.conftest import BIN, cli, enroll_device, push_unsettled
 from tests.pos.test_offline_refund_audit import _NoDepth, _pay
 
 TIMEOUT_MS = 15_000
@@ -94,6 +96,10 @@ def b_screens(counters):
         kiosk.stop()
 
 
+def sale_b_store(app) -> str:
+    return app.store_id
+
+
 def _redemptions(cloud, coupon_id: str) -> list[tuple]:
     return cloud.query("SELECT device_id, channel, status, discount_cents FROM redemptions WHERE coupon_id = ?"
                        " ORDER BY status, received_at_ms", coupon_id)
@@ -122,6 +128,7 @@ def test_two_counters_offline_one_coupon_the_cloud_keeps_one_and_the_loser_recon
     # … so the next sync sends the same events again: DUPLICATE, with the same compensation.
     out = cli("joyedge", "sync", "--config", str(cfg_b), "--once").stdout
     assert "coupon_double_redemption" in out
+    assert f"on sale {sale_b['sale_id']} (receipt {sale_b['sale_id'][5:21]})" in out, out  # which sale to look at
     cli("joyedge", "sync", "--config", str(cfg_b), "--once")
 
     # The cloud's ledger: one redemption accepted (A's), B's kept as a conflict with one compensation.
@@ -131,6 +138,28 @@ def test_two_counters_offline_one_coupon_the_cloud_keeps_one_and_the_loser_recon
     assert cloud.query("SELECT status FROM coupons WHERE coupon_id = ?", coupon) == [(crm_pb2.COUPON_STATUS_REDEEMED,)]
     assert cloud.query("SELECT device_id, amount_cents, kind FROM compensations WHERE coupon_id = ?", coupon) == [
         (b_id, discount, "coupon_double_redemption")]
+    # The operator sees the flagged sale (sale id, device, store, masked member, amount, open) and closes it.
+    site = cloud.report["site_id"]
+    listed = json.loads(cli("joyedge-cloud", "reconcile", "list", "--db", str(cloud.db), "--site", site,
+                            "--json").stdout)
+    mine = [i for i in listed if i["sale_id"] == sale_b["sale_id"]]
+    assert [(i["device_id"], i["store_id"], i["amount_cents"], i["state"], i["kind"]) for i in mine] == [
+        (b_id, sale_b_store(b), discount, "open", "coupon_double_redemption")]
+    member_name = b.replica.member(sale_b["member_id"])["name"]
+    assert mine[0]["member"] == "*" + member_name[1:] and member_name not in json.dumps(listed, ensure_ascii=False)
+    assert mine[0]["id"] in cli("joyedge-cloud", "reconcile", "list", "--db", str(cloud.db)).stdout
+    assert json.loads(cli("joyedge-cloud", "reconcile", "list", "--db", str(cloud.db), "--site", "another-site",
+                          "--json").stdout) == []
+    cli("joyedge-cloud", "reconcile", "close", mine[0]["id"], "--note", "补收 ¥" + str(discount / 100),
+        "--db", str(cloud.db))
+    still_open = json.loads(cli("joyedge-cloud", "reconcile", "list", "--db", str(cloud.db), "--open", "--json").stdout)
+    assert mine[0]["id"] not in [i["id"] for i in still_open]
+    every = json.loads(cli("joyedge-cloud", "reconcile", "list", "--db", str(cloud.db), "--all", "--json").stdout)
+    assert [(i["state"], i["note"]) for i in every if i["id"] == mine[0]["id"]] == [("closed", "补收 ¥" + str(discount / 100))]
+    again = subprocess.run([str(BIN / "joyedge-cloud"), "reconcile", "close", mine[0]["id"], "--note", "x", "--db",
+                            str(cloud.db)], capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "closed already" in again.stderr  # the first note stands
+
     # Both sales are in the ledger once each (the loser's sale is not lost, nor counted twice).
     for sale in (sale_a, sale_b):
         assert cloud.query("SELECT count(*), sum(amount_cents) FROM transactions WHERE txn_id = ?",
