@@ -19,9 +19,10 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, profile=args.profile)
     rows = run_selftest(cfg, args.target, fake=args.fake_hardware, unplugged=args.unplug or (), runs=args.runs)
     if args.json:
-        print(render_json(rows, profile=cfg.profile, target=args.target, fake_hardware=args.fake_hardware))
+        print(render_json(rows, accelerator=cfg.inference.accelerator, profile=cfg.profile, target=args.target,
+                          fake_hardware=args.fake_hardware))
     else:
-        print(render_table(rows))
+        print(render_table(rows, accelerator=cfg.inference.accelerator))
     return 1 if failed(rows) else 0
 
 

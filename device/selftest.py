@@ -30,6 +30,8 @@ class CheckRow:
     status: Status
     detail: str
     median_ms: float | None = None
+    accelerator: str = ""  # models: what it runs on (cpu | edgetpu)
+    accelerator_reason: str = ""  # models: why the Edge TPU is not used (full text; said once in the summary)
 
 
 def _probe_camera(p: Peripheral) -> tuple[Status, str]:
@@ -168,8 +170,18 @@ def check_model_rows(cfg: DeviceConfig, runs: int = 10) -> list[CheckRow]:
         detail = m.detail or ""
         if m.status != "missing":
             detail = f"{m.accelerator}, input {m.input_shape}" + (f"; {detail}" if detail else "")
-        rows.append(CheckRow(m.name, "model", m.backend, m.status, detail, m.median_ms))
+        rows.append(CheckRow(m.name, "model", m.backend, m.status, detail, m.median_ms,
+                             accelerator=m.accelerator, accelerator_reason=m.edgetpu_reason))
     return rows
+
+
+def accelerator_summary(rows: list[CheckRow], requested: str) -> Any:
+    """The accelerator findings of the model rows, once (inference.selftest.AcceleratorSummary)."""
+    from inference.selftest import summarize_accelerator
+
+    models = [r for r in rows if r.kind == "model"]
+    return summarize_accelerator(requested, {r.name: r.accelerator_reason for r in models},
+                                 [r.name for r in models if r.accelerator == "edgetpu"])
 
 
 def run_selftest(cfg: DeviceConfig, target: Target = "all", *, fake: bool = False,
@@ -188,21 +200,30 @@ def failed(rows: list[CheckRow]) -> bool:
     return any(r.status == "missing" for r in rows)
 
 
-def render_table(rows: list[CheckRow]) -> str:
-    """A fixed-width table: name, backend, status, detail."""
+def render_table(rows: list[CheckRow], accelerator: str | None = None) -> str:
+    """A fixed-width table: name, backend, status, detail; then the accelerator line (when `accelerator`,
+    the requested one, is given and there is something to say) and the count."""
     header = ("name", "backend", "status", "detail")
     body = [(r.name, r.backend, r.status,
              r.detail + (f" ({r.median_ms:.1f} ms)" if r.median_ms is not None else "")) for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header[:3])]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
              for row in [header, *body]]
+    if accelerator is not None:
+        summary = accelerator_summary(rows, accelerator).line()
+        if summary:
+            lines.append(summary)
     missing = sum(r.status == "missing" for r in rows)
     degraded = sum(r.status == "degraded" for r in rows)
     lines.append(f"{len(rows)} checked: {len(rows) - missing - degraded} ok, {degraded} degraded, {missing} missing")
     return "\n".join(lines)
 
 
-def render_json(rows: list[CheckRow], **context: Any) -> str:
-    """One JSON object: context (profile, fake_hardware …), `ok`, and `checks`."""
-    return json.dumps({**context, "ok": not failed(rows), "checks": [asdict(r) for r in rows]},
-                      ensure_ascii=False)
+def render_json(rows: list[CheckRow], accelerator: str | None = None, **context: Any) -> str:
+    """One JSON object: context (profile, fake_hardware …), `ok`, `checks` (each model row with its full
+    `accelerator_reason`) and, when models were checked and `accelerator` (the requested one) is given, a
+    top-level `accelerator` object (requested, models on the Edge TPU / on CPU, the shared reason, per model)."""
+    out: dict[str, Any] = {**context, "ok": not failed(rows), "checks": [asdict(r) for r in rows]}
+    if accelerator is not None and any(r.kind == "model" for r in rows):
+        out["accelerator"] = accelerator_summary(rows, accelerator).as_dict()
+    return json.dumps(out, ensure_ascii=False)

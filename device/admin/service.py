@@ -222,15 +222,20 @@ class DeviceAdminServicer(admin_pb2_grpc.DeviceAdminServicer):
     @_admin
     def SelfTest(self, request: admin_pb2.SelfTestRequest, context: grpc.ServicerContext,
                  caller: Caller) -> admin_pb2.SelfTestResponse:
-        from device.selftest import failed, run_selftest
+        from device.selftest import accelerator_summary, failed, run_selftest
 
         target = request.target or "all"
         if target not in ("hardware", "inference", "all"):
             raise actions.AdminError(f"target must be hardware, inference or all, not {target!r}")
         rows = run_selftest(self.cfg, target, fake=self.fake_hardware, runs=self.selftest_runs)  # type: ignore[arg-type]
-        return admin_pb2.SelfTestResponse(ok=not failed(rows), checks=[
-            admin_pb2.SelfTestCheck(name=r.name, kind=r.kind, backend=r.backend, status=r.status, detail=r.detail,
-                                    median_ms=r.median_ms or 0.0) for r in rows])
+        checks = [admin_pb2.SelfTestCheck(name=r.name, kind=r.kind, backend=r.backend, status=r.status,
+                                          detail=r.detail, median_ms=r.median_ms or 0.0) for r in rows]
+        # The Edge TPU reason is said once, as its own row (kind "accelerator"), not on every model row.
+        summary = accelerator_summary(rows, self.cfg.inference.accelerator).line()
+        if summary:
+            checks.append(admin_pb2.SelfTestCheck(name="accelerator", kind="accelerator", backend="-",
+                                                  status="ok", detail=summary))
+        return admin_pb2.SelfTestResponse(ok=not failed(rows), checks=checks)
 
     @_admin
     def Logs(self, request: admin_pb2.LogsRequest, context: grpc.ServicerContext,

@@ -43,6 +43,26 @@ def test_all_target_lists_peripherals_then_models(capsys):
     assert code == (1 if any(c["status"] == "missing" for c in out["checks"]) else 0)
 
 
+def test_edgetpu_reason_is_one_summary_line_not_on_every_model_row(capsys):
+    """GIVEN accelerator auto on a machine without an Edge TPU, THEN the table says the reason once
+    (its own line) and the model rows stay short; the JSON keeps it all (top-level `accelerator`)."""
+    main(["selftest", "inference", "--profile", "mirror", "--runs", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert sum("did not load" in line for line in lines) == 1
+    summary = next(line for line in lines if line.startswith("accelerator: auto; Edge TPU not used by"))
+    assert "blazeface_short" in summary and "libedgetpu.so.1" in summary
+    rows = {line.split()[0]: line for line in lines[1:] if line.startswith("blazeface")}
+    assert rows and all("Edge TPU not used" in r and "libedgetpu" not in r for r in rows.values())
+    main(["selftest", "inference", "--profile", "mirror", "--runs", "1", "--json"])
+    out = _json(capsys)
+    acc = out["accelerator"]
+    assert acc["requested"] == "auto" and "blazeface_short" in acc["cpu_models"]
+    assert "libedgetpu.so.1" in acc["reason"]
+    assert "face_detection_short_range_edgetpu.tflite" in acc["per_model"]["blazeface_short"]
+    row = next(c for c in out["checks"] if c["name"] == "blazeface_short")
+    assert row["accelerator"] == "cpu" and "libedgetpu.so.1" in row["accelerator_reason"]
+
+
 def test_real_hardware_absent_here_is_missing_with_a_hint(tmp_path, capsys):
     f = tmp_path / "dev.toml"
     f.write_text(f'profile = "pos-mobile"\n[camera]\nuri = "replay:{tmp_path}/nothing"\n'

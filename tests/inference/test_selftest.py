@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from inference.selftest import check_models
+from inference.selftest import check_models, summarize_accelerator
 from inference.store import ModelStore
 
 
@@ -22,11 +22,29 @@ def test_auto_falls_back_with_reason_and_required_edgetpu_is_degraded(model_stor
     auto = {c.name: c for c in check_models(model_store, accelerator="auto", runs=1)}
     assert auto["blazeface_short"].status == "ok"
     assert auto["blazeface_short"].accelerator == "cpu"
-    assert "face_detection_short_range_edgetpu.tflite" in auto["blazeface_short"].detail
+    assert "face_detection_short_range_edgetpu.tflite" in auto["blazeface_short"].edgetpu_reason
+    assert "libedgetpu" not in auto["blazeface_short"].detail  # the reason is said once, not per row
     required = {c.name: c for c in check_models(model_store, accelerator="edgetpu", runs=1)}
     assert required["blazeface_short"].status == "degraded"
-    assert "libedgetpu" in required["blazeface_short"].detail
+    assert "libedgetpu" in required["blazeface_short"].edgetpu_reason
     assert required["blazeface_short"].median_ms is not None
+
+
+def test_the_shared_edgetpu_reason_is_summarized_once(model_store):
+    """GIVEN no Edge TPU delegate and no *_edgetpu.tflite files, WHEN the checks are summarized,
+    THEN the delegate's reason is one shared `reason` and only what differs stays per model."""
+    for requested in ("auto", "edgetpu"):
+        checks = check_models(model_store, accelerator=requested, runs=1)
+        tflite = [c.name for c in checks if c.backend == "litert"]
+        summary = summarize_accelerator(requested, {c.name: c.edgetpu_reason for c in checks}, [])
+        assert summary.cpu_models == tflite and summary.edgetpu_models == []
+        assert "libedgetpu.so.1 did not load" in summary.reason
+        assert set(summary.per_model) == set(tflite)
+        assert all("did not load" not in why for why in summary.per_model.values())
+        line = summary.line()
+        assert line.count("did not load") == 1 and "no *_edgetpu.tflite model installed for all of them" in line
+    assert summarize_accelerator("cpu", {c.name: c.edgetpu_reason for c in
+                                         check_models(model_store, accelerator="cpu", runs=1)}, []).line() == ""
 
 
 def test_missing_and_truncated_files_are_reported_with_the_fix(model_store, tmp_path):
