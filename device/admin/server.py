@@ -89,7 +89,7 @@ class AdminServer:
         if not _has_server_auth(ident.cert_pem):
             # Certificates issued before the admin API existed are clientAuth only: rotate once.
             log.warning("device certificate %x cannot serve TLS (no serverAuth); rotating it", ident.serial)
-            self.servicer.identity = ident.rotate()
+            ident.rotate()  # the servicer reads the identity files at each call
         creds = grpc.dynamic_ssl_server_credentials(self._certificate_config(), self._fetch,
                                                     require_client_authentication=True)
         self._executor = futures.ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="joyedge-admin")

@@ -121,11 +121,20 @@ class DeviceAdminServicer(admin_pb2_grpc.DeviceAdminServicer):
         self.restart_command = restart_command
         self.selftest_runs = selftest_runs
         self.started = time.monotonic()
-        self.identity = DeviceIdentity.load(cfg.identity_dir)
-        self.site_id = self.identity.site_id
+        # Device, site and store never change for an enrolled device; the certificate does (rotations by
+        # the sync daemon or another admin call), so `identity` is read from the files at each call.
+        self.site_id = DeviceIdentity.load(cfg.identity_dir).site_id
         self._lock = threading.RLock()  # one replica at a time (a reset swaps it)
         self.replica = open_replica(cfg)
         self._supervisor: Any = None
+
+    @property
+    def identity(self) -> Any:
+        """The device identity as stored now (sync.identity.DeviceIdentity): another process may have
+        rotated the certificate since the last call, so nothing here keeps a copy."""
+        from sync.identity import DeviceIdentity
+
+        return DeviceIdentity.load(self.cfg.identity_dir)
 
     def close(self) -> None:
         """Close the replica."""
@@ -305,8 +314,10 @@ class DeviceAdminServicer(admin_pb2_grpc.DeviceAdminServicer):
     @_admin
     def RotateCertificate(self, request: admin_pb2.RotateCertificateAdminRequest, context: grpc.ServicerContext,
                           caller: Caller) -> admin_pb2.RotateCertificateAdminResponse:
+        # Loaded now, not at start: the sync daemon (or an earlier call) may have rotated since, and the
+        # answer must name the certificate this call replaced. rotate() itself rotates the files' current
+        # certificate under the identity writer lock, so a rotation racing this one is never undone.
         old = self.identity
-        new = old.rotate()
-        self.identity = new  # the server's TLS picks up the new files at its next handshake
+        new = old.rotate()  # the server's TLS picks up the new files at its next handshake
         return admin_pb2.RotateCertificateAdminResponse(old_serial=f"{old.serial:x}", new_serial=f"{new.serial:x}",
                                                         not_after_ms=int(new.not_after.timestamp() * 1000))
