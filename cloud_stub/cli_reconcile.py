@@ -7,7 +7,7 @@ A compensation is what the cloud answered a device whose offline coupon use it c
 (marketing/redeem: `coupon_double_redemption`, `coupon_invalid`). The counter shows it to the cashier;
 here the operator sees every one of the mall with its sale (from the redemption id ``red-<sale_id>``),
 device, store, member (name masked), amount and state, and closes it with a note once settled. The
-operator's state lives in `reconcile_closures` (this module's table, created on first use; one row per
+operator's state lives in `reconcile_closures` (this module's table, made by the schema migrations; one row per
 closed compensation, so a second close is refused instead of overwriting the first note).
 """
 
@@ -21,8 +21,6 @@ from typing import Any
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
 from cloud_stub.storage import Storage, now_ms
 
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS reconcile_closures (compensation_id TEXT PRIMARY KEY, note TEXT NOT NULL,"
-           " closed_at_ms INTEGER NOT NULL)")
 COUPON_KINDS = ("coupon_double_redemption", "coupon_invalid")
 MAX_NOTE = 500
 
@@ -34,8 +32,7 @@ def mask(name: str) -> str:
 
 def flagged(storage: Storage, *, site_id: str | None = None, open_only: bool = True) -> list[dict[str, Any]]:
     """The coupon compensations of the cloud (one site's, when given), oldest first."""
-    with storage.transaction("reconcile list") as conn:
-        conn.execute(_SCHEMA)
+    with storage.transaction("reconcile list", write=False) as conn:
         rows = conn.execute(
             "SELECT c.event_id, c.kind, c.device_id, c.coupon_id, c.redemption_id, c.member_id, c.amount_cents,"
             " c.message, c.created_at_ms, r.store_id, r.order_amount_cents, d.site_id AS device_site,"
@@ -68,7 +65,6 @@ def close(storage: Storage, compensation_id: str, note: str) -> dict[str, Any]:
     if not note or len(note) > MAX_NOTE:
         raise InvalidRequestError(f"a closing note of 1..{MAX_NOTE} characters is needed (what was done)")
     with storage.transaction("reconcile close") as conn:
-        conn.execute(_SCHEMA)
         comp = conn.execute("SELECT kind FROM compensations WHERE event_id = ?", (compensation_id,)).fetchone()
         if comp is None or comp[0] not in COUPON_KINDS:
             raise NotFoundError(f"no flagged sale {compensation_id!r} (see `joyedge-cloud reconcile list --all`)")

@@ -24,8 +24,8 @@ cloud, kept until the token could no longer pass these checks (expiry + slack + 
 SPENT_MARGIN_MS). A retry of the same event finds its own nonce and passes again (idempotent).
 A device that sends no token (legacy static code) is accepted only where the site's policy allows it
 (`member_qr_site_policy`, default off). Every refusal is kept in `member_qr_refusals` for operators
-(`joyedge-cloud member qr-refusals`) and logged. The three tables belong to this module and are created
-on first use (CREATE TABLE IF NOT EXISTS), like the device's nonce ledger.
+(`joyedge-cloud member qr-refusals`) and logged. The three tables belong to this module; they are made by the
+cloud's schema migrations (storage/schema.py, migration 6), like every other table.
 """
 
 from __future__ import annotations
@@ -63,17 +63,6 @@ ENROLL_FUTURE_SLACK_MS = 5 * 60_000
 SPENT_MARGIN_MS = 3_600_000
 REFUSAL_KIND = "enrollment_refused"
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS member_qr_spent (key_id BLOB NOT NULL, nonce BLOB NOT NULL, event_id TEXT NOT NULL,"
-    " device_id TEXT NOT NULL, member_id TEXT NOT NULL, spent_at_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (key_id, nonce))",
-    "CREATE INDEX IF NOT EXISTS member_qr_spent_until ON member_qr_spent (until_ms)",
-    "CREATE TABLE IF NOT EXISTS member_qr_refusals (event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL,"
-    " site_id TEXT NOT NULL, member_id TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL,"
-    " occurred_at_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS member_qr_site_policy (site_id TEXT PRIMARY KEY, allow_legacy INTEGER NOT NULL,"
-    " changed_at_ms INTEGER NOT NULL)",
-)
 _SAFE_SITE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -212,11 +201,6 @@ class EnrollmentRefused(InvalidRequestError):
         self.reason, self.detail = reason, detail
 
 
-def _ensure_schema(conn: Any) -> None:
-    for statement in _SCHEMA:
-        conn.execute(statement)
-
-
 def _keys_of(storage: Storage) -> MemberQrKeys:
     path = getattr(storage, "path", None)
     if path is None:  # the keys live beside an SQLite database; another backend needs its own key store
@@ -227,7 +211,6 @@ def _keys_of(storage: Storage) -> MemberQrKeys:
 def set_legacy_policy(storage: Storage, site_id: str, allow: bool) -> None:
     """Allow (or forbid, the default) enrollments without a token — from devices on legacy static codes."""
     with storage.transaction("member-QR site policy") as conn:
-        _ensure_schema(conn)
         if conn.execute("SELECT 1 FROM sites WHERE site_id = ?", (site_id,)).fetchone() is None:
             raise InvalidRequestError(f"unknown site {site_id!r}")
         conn.execute("INSERT INTO member_qr_site_policy (site_id, allow_legacy, changed_at_ms) VALUES (?, ?, ?)"
@@ -239,8 +222,7 @@ def set_legacy_policy(storage: Storage, site_id: str, allow: bool) -> None:
 
 def legacy_allowed(storage: Storage, site_id: str) -> bool:
     """Whether the site accepts enrollments without a token (default False)."""
-    with storage.transaction("member-QR site policy") as conn:
-        _ensure_schema(conn)
+    with storage.transaction("member-QR site policy", write=False) as conn:
         row = conn.execute("SELECT allow_legacy FROM member_qr_site_policy WHERE site_id = ?", (site_id,)).fetchone()
     return bool(row[0]) if row is not None else False
 
@@ -278,7 +260,6 @@ def check_enrollment(storage: Storage, *, event_id: str, device_id: str, site_id
         raise EnrollmentRefused("other_member", "the membership QR names another member")
     until = (token.expires_at + token_format.CLOCK_SKEW_S) * 1000 + ENROLL_MAX_DELAY_MS + SPENT_MARGIN_MS
     with storage.transaction("spend member-QR nonce") as conn:
-        _ensure_schema(conn)
         conn.execute("DELETE FROM member_qr_spent WHERE until_ms < ?", (received_at_ms,))
         row = conn.execute("SELECT event_id, device_id FROM member_qr_spent WHERE key_id = ? AND nonce = ?",
                            (token.key_id, token.nonce)).fetchone()
@@ -301,7 +282,6 @@ def record_refusal(storage: Storage, refused: EnrollmentRefused, *, event_id: st
             "message": f"刷脸开通未生效：会员码校验未通过（{refused.reason}），请会员重新扫码开通 / "
                        f"Face enrollment refused by the cloud ({refused.reason}); the member must enroll again"}
     with storage.transaction("record refused enrollment") as conn:
-        _ensure_schema(conn)
         conn.execute("INSERT OR IGNORE INTO member_qr_refusals (event_id, device_id, site_id, member_id, reason,"
                      " detail, occurred_at_ms, received_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (event_id, device_id, site_id, member_id, refused.reason, refused.detail[:500],
@@ -318,8 +298,6 @@ def record_refusal(storage: Storage, refused: EnrollmentRefused, *, event_id: st
 def refusals(storage: Storage, *, site_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The latest refused enrollments (newest first), for operators."""
     with storage.transaction("list refused enrollments", write=False) as conn:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'member_qr_refusals'").fetchone() is None:
-            return []
         where, args = ("WHERE site_id = ?", [site_id]) if site_id else ("", [])
         rows = conn.execute(f"SELECT * FROM member_qr_refusals {where} ORDER BY received_at_ms DESC, event_id"
                             " LIMIT ?", [*args, limit]).fetchall()

@@ -17,8 +17,8 @@ Order: a refund queued offline may reach the cloud before the sale's redemption 
 stream). The ask is then kept as ``waiting`` and applied when the redemption arrives
 (`apply_waiting`, called by `redeem.reconcile_offline` in the same transaction).
 
-The table belongs to this module and is created on first use (CREATE TABLE IF NOT EXISTS), like the
-member-QR ledgers: no shared migration needed.
+The table belongs to this module; it is made by the cloud's schema migrations (storage/schema.py,
+migration 6).
 """
 
 from __future__ import annotations
@@ -31,19 +31,6 @@ from cloud_stub.storage import Storage, now_ms
 from cloud_stub.storage import db as sqldb
 
 RESTORED, EXPIRED, NOT_RESTORED, WAITING = "restored", "expired", "not_restored", "waiting"
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS coupon_unredemptions (redemption_id TEXT PRIMARY KEY, unredeem_id TEXT NOT NULL,"
-    " coupon_id TEXT NOT NULL, member_id TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,"
-    " asked_at_ms INTEGER NOT NULL, done_at_ms INTEGER NOT NULL)",
-)
-
-
-def ensure_schema(conn: Any) -> None:
-    """Create the module's table if it is not there (inside the caller's write transaction)."""
-    for statement in _SCHEMA:
-        conn.execute(statement)
-
 
 def _decide(conn: Any, redemption: Any, now: int) -> tuple[str, str]:
     if redemption["status"] != marketing_pb2.REDEMPTION_STATUS_ACCEPTED:
@@ -65,7 +52,6 @@ def unredeem_in(conn: Any, *, redemption_id: str, unredeem_id: str, member_id: s
     """Inside a write transaction: give the redemption's coupon back once (see the module docstring);
     returns the unredemption row (the existing one on a repeated ask)."""
     validate.ident(redemption_id, "restore_redemption_id")
-    ensure_schema(conn)
     old = conn.execute("SELECT * FROM coupon_unredemptions WHERE redemption_id = ?", (redemption_id,)).fetchone()
     if old is not None:
         return dict(old)
@@ -87,7 +73,6 @@ def unredeem_in(conn: Any, *, redemption_id: str, unredeem_id: str, member_id: s
 
 def apply_waiting(conn: Any, redemption_id: str) -> dict[str, Any] | None:
     """Inside a write transaction, right after a redemption was recorded: apply an ask that came first."""
-    ensure_schema(conn)
     old = conn.execute("SELECT * FROM coupon_unredemptions WHERE redemption_id = ? AND state = ?",
                        (redemption_id, WAITING)).fetchone()
     if old is None:
@@ -104,8 +89,7 @@ def apply_waiting(conn: Any, redemption_id: str) -> dict[str, Any] | None:
 
 def unredemptions(storage: Storage, member_id: str | None = None) -> list[dict[str, Any]]:
     """Every booked unredemption (one member's, when given), oldest first."""
-    with storage.transaction("coupon unredemptions") as conn:
-        ensure_schema(conn)
+    with storage.transaction("coupon unredemptions", write=False) as conn:
         rows = conn.execute("SELECT * FROM coupon_unredemptions" + (" WHERE member_id = ?" if member_id else "")
                             + " ORDER BY asked_at_ms, redemption_id", (member_id,) if member_id else ()).fetchall()
     return [dict(r) for r in rows]

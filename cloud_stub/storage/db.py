@@ -5,6 +5,9 @@ Connections and transactions
     on it: committed on success, rolled back on any error. `translate_errors` is the one place
     where sqlite3 errors become `StorageBusyError` / `StorageError`.
 
+Migrations
+    `migrate` applies the ordered migrations of `cloud_stub.storage.schema` not yet recorded.
+
 Change-log primitives
     `next_seq`, `tombstone`, `clear_tombstone` and `member_site` run inside a write transaction
     and keep the change sequence described in `cloud_stub.storage.schema`.
@@ -15,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from cloud_stub.errors import CloudError, NotFoundError, StorageBusyError, StorageError
+from cloud_stub.storage.base import now_ms
 
 #: Milliseconds a connection waits for another writer's lock before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -32,6 +36,35 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]]) -> None:
+    """Apply every migration of `migrations` (ordered (version, script) pairs) not yet recorded in
+    `schema_migrations`, each in its own transaction. A prefix of `schema.MIGRATIONS` builds the
+    database an earlier release had, which is how the upgrade tests make one."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)"
+    )
+    for version, script in migrations:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone()
+            if not done:
+                # executescript() would commit; run statement by statement inside our transaction.
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)",
+                    (version, now_ms()),
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,8 @@
 """The SQLite schema of the reference cloud: its migrations, and which table serves each stream.
 
+Every table of the cloud is made here (applied by `db.migrate` when a `SqliteStorage` opens), none by
+the module that uses it: a PostgreSQL `Storage` translates this one list (see ARCHITECTURE).
+
 Change sequence
     A single global counter (`seq_counter`, one row) is bumped inside every write transaction; each
     replicated row (members, tags, templates, coupons) carries the seq of its last write, and a
@@ -10,14 +13,11 @@ Change sequence
 
 from __future__ import annotations
 
-import sqlite3
-
 from cloud_stub.storage.base import (
     STREAM_COUPONS,
     STREAM_MEMBERS,
     STREAM_TAGS,
     STREAM_TEMPLATES,
-    now_ms,
 )
 
 # Ordered migrations: (version, statements). Append only; never edit an applied one.
@@ -375,6 +375,57 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX admin_audit_device ON admin_audit (device_id, at_ms)
         """,
     ),
+    (
+        6,
+        # Tables that earlier releases created on first use in their own modules: the member-QR ledgers
+        # (spent nonces, refused enrollments, the per-site legacy policy; cloud_stub/member_qr.py), coupons
+        # given back on a refund (marketing/unredeem.py) and the operator's closed flagged sales
+        # (cli_reconcile.py). IF NOT EXISTS, in exactly the shape those modules created, so a database that
+        # already has some of them from first use upgrades in place and keeps their rows.
+        """
+        CREATE TABLE IF NOT EXISTS member_qr_spent (
+            key_id BLOB NOT NULL,
+            nonce BLOB NOT NULL,
+            event_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            spent_at_ms INTEGER NOT NULL,
+            until_ms INTEGER NOT NULL,
+            PRIMARY KEY (key_id, nonce)
+        );
+        CREATE INDEX IF NOT EXISTS member_qr_spent_until ON member_qr_spent (until_ms);
+        CREATE TABLE IF NOT EXISTS member_qr_refusals (
+            event_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL,
+            site_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            occurred_at_ms INTEGER NOT NULL,
+            received_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS member_qr_site_policy (
+            site_id TEXT PRIMARY KEY,
+            allow_legacy INTEGER NOT NULL,
+            changed_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS coupon_unredemptions (
+            redemption_id TEXT PRIMARY KEY,
+            unredeem_id TEXT NOT NULL,
+            coupon_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            asked_at_ms INTEGER NOT NULL,
+            done_at_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS reconcile_closures (
+            compensation_id TEXT PRIMARY KEY,
+            note TEXT NOT NULL,
+            closed_at_ms INTEGER NOT NULL
+        )
+        """,
+    ),
 ]
 
 # Per stream: table, key column, and how a row is scoped to a site.
@@ -385,29 +436,3 @@ STREAM_TABLES: dict[int, tuple[str, str]] = {
     STREAM_COUPONS: ("coupons", "coupon_id"),
 }
 
-
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply every migration not yet recorded in `schema_migrations`, each in its own transaction."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL)"
-    )
-    for version, script in MIGRATIONS:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            done = conn.execute(
-                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-            ).fetchone()
-            if not done:
-                # executescript() would commit; run statement by statement inside our transaction.
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)",
-                    (version, now_ms()),
-                )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")

@@ -36,7 +36,7 @@ from cloud_stub.storage.base import (
     vector_bytes,
 )
 from cloud_stub.storage.crypto import TemplateSealer
-from cloud_stub.storage.schema import STREAM_TABLES, migrate
+from cloud_stub.storage.schema import MIGRATIONS, STREAM_TABLES
 
 #: (stream, head seq, column names, columns (one tuple of values each), rows) — one snapshot page.
 SnapshotPage = tuple[int, int, tuple[str, ...], list[tuple[Any, ...]], int]
@@ -69,7 +69,7 @@ class SqliteStorage(Storage):
             conn = db.connect(self.path)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                migrate(conn)
+                db.migrate(conn, MIGRATIONS)
             finally:
                 conn.close()
 
