@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api import pki
 from api.admin import device_tls_name
 from cloud_stub.auth import ROLE_DEVICE, AuthError, identity_uri
 from cloud_stub.errors import CloudError, InvalidRequestError, NotFoundError
@@ -57,31 +57,6 @@ class CaError(CloudError):
     """The CA is missing, damaged, or refused to sign."""
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret file 0600 atomically (never readable by others, not even briefly)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _new_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
 def _pem(cert: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
@@ -90,10 +65,7 @@ def _pem(cert: Any) -> bytes:
 
 def public_key_sha256(public_key: Any) -> str:
     """Hex SHA-256 of a public key's DER SubjectPublicKeyInfo (binds a certificate to its key)."""
-    from cryptography.hazmat.primitives import serialization
-
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(pki.spki_der(public_key)).hexdigest()
 
 
 def _name(common_name: str) -> Any:
@@ -141,7 +113,7 @@ def init_ca(ca_dir: str | Path, hosts: tuple[str, ...] = (), *, now: datetime | 
     try:
         paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         t0 = now or datetime.now(UTC)
-        key = _new_key()
+        key = pki.new_key()
         name = _name("JoyEdge reference cloud CA")
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         cert = (
@@ -157,7 +129,7 @@ def init_ca(ca_dir: str | Path, hosts: tuple[str, ...] = (), *, now: datetime | 
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_private(paths.ca_key, _key_pem(key))
+        pki.write_private(paths.ca_key, pki.key_pem(key))
         paths.ca_cert.write_bytes(_pem(cert))
         CertificateAuthority(paths.dir).issue_server_cert(hosts, now=t0)
     except OSError as err:
@@ -222,7 +194,7 @@ class CertificateAuthority:
             except ValueError:
                 names.append(x509.DNSName(host))
         t0 = now or datetime.now(UTC)
-        key = _new_key()
+        key = pki.new_key()
         cert = (
             self._builder(_name(hosts[0] if hosts else "localhost"), key.public_key(),
                           t0 - timedelta(seconds=CLOCK_SKEW_S), t0 + timedelta(seconds=SERVER_CERT_VALIDITY_S))
@@ -230,7 +202,7 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self._load()[0], hashes.SHA256())
         )
-        _write_private(self.paths.server_key, _key_pem(key))
+        pki.write_private(self.paths.server_key, pki.key_pem(key))
         self.paths.server_cert.write_bytes(_pem(cert))
 
     def sign_csr(self, csr_pem: bytes | str, *, role: str = ROLE_DEVICE, site_id: str = "", store_id: str = "",

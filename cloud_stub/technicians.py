@@ -24,15 +24,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api import pki
 from cloud_stub import validate
 from cloud_stub.auth import ROLE_TECHNICIAN
 from cloud_stub.ca import (
     CLOCK_SKEW_S,
     CertificateAuthority,
-    _key_pem,
-    _new_key,
     _pem,
-    _write_private,
     record_certificate,
 )
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -69,22 +67,14 @@ def sign_technician(ca: CertificateAuthority, csr_pem: str | bytes, *, site_id: 
 def issue_technician(storage: Storage, ca: CertificateAuthority, out_dir: str | Path, *, site_id: str, name: str,
                      hours: float = DEFAULT_TECHNICIAN_HOURS) -> dict[str, Any]:
     """Key + certificate made here, written to `out_dir` (technician.key 0600, technician.pem, ca.pem)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    key = _new_key()
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64] or "technician")]))
-           .sign(key, hashes.SHA256()))
-    from cryptography.hazmat.primitives import serialization
-
-    cert = sign_technician(ca, csr.public_bytes(serialization.Encoding.PEM), site_id=site_id, name=name, hours=hours)
+    key = pki.new_key()
+    cert = sign_technician(ca, pki.build_csr(key, name or "technician"), site_id=site_id,
+                           name=name, hours=hours)
     with storage.transaction("issue technician certificate") as conn:
         row = record_certificate(conn, cert)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_private(out / "technician.key", _key_pem(key))
+    pki.write_private(out / "technician.key", pki.key_pem(key))
     (out / "technician.pem").write_bytes(_pem(cert))
     (out / "ca.pem").write_bytes(ca.ca_pem)
     return {"dir": str(out), "serial": row["serial"], "site_id": site_id, "name": name,

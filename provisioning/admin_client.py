@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 
+from api import pki
 from api.admin import DEFAULT_PORT, ROLE_DEVICE, TLS_NAME_SUFFIX, parse_identity_uri
 from api.v1 import admin_pb2, admin_pb2_grpc
 from provisioning.errors import BadInput, ProvisioningError, Refused, TargetIOError, VerifyFailed
@@ -38,18 +39,6 @@ def default_cert_dir() -> Path:
     """`$JOYPROV_HOME`, else `~/.config/joyprov`."""
     env = os.environ.get("JOYPROV_HOME")
     return Path(env) if env else Path.home() / ".config" / "joyprov"
-
-
-def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _rpc_error(err: grpc.RpcError, what: str, target: str) -> ProvisioningError:
@@ -72,21 +61,14 @@ def login(cloud: str, token: str, ca_file: Path, cert_dir: Path, *, server_name:
     """Exchange a one-time login token for a technician certificate; what was stored."""
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     try:
         ca_pem = ca_file.read_bytes()
         ca = x509.load_pem_x509_certificate(ca_pem)
     except (OSError, ValueError) as err:
         raise BadInput(f"--ca-file {ca_file}: not a readable PEM certificate ({err}); use the cloud's ca.pem") from err
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "joyprov technician")]))
-           .sign(key, hashes.SHA256()))
-    request = admin_pb2.TechnicianLoginRequest(login_token=token,
-                                               csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode())
+    key = pki.new_key()
+    request = admin_pb2.TechnicianLoginRequest(login_token=token, csr_pem=pki.build_csr(key, "joyprov technician"))
     opts = [("grpc.ssl_target_name_override", server_name)] if server_name else []
     with grpc.secure_channel(cloud, grpc.ssl_channel_credentials(root_certificates=ca_pem), options=opts) as ch:
         try:
@@ -98,15 +80,11 @@ def login(cloud: str, token: str, ca_file: Path, cert_dir: Path, *, server_name:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as err:
         raise VerifyFailed(f"the cloud answered with a certificate its CA did not sign: {err}") from err
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    if (cert.public_key().public_bytes(serialization.Encoding.DER, spki)
-            != key.public_key().public_bytes(serialization.Encoding.DER, spki)):
+    if not pki.same_key(cert, key):
         raise VerifyFailed("the cloud answered with a certificate for another key; not stored")
-    _write_private(cert_dir / KEY_FILE, key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-    _write_private(cert_dir / CERT_FILE, resp.certificate_pem.encode(), 0o644)
-    _write_private(cert_dir / CA_FILE, ca_pem, 0o644)
+    pki.write_private(cert_dir / KEY_FILE, pki.key_pem(key))
+    pki.write_private(cert_dir / CERT_FILE, resp.certificate_pem.encode(), 0o644)
+    pki.write_private(cert_dir / CA_FILE, ca_pem, 0o644)
     return {"name": resp.name, "site_id": resp.site_id, "serial": resp.serial, "not_after_ms": resp.not_after_ms,
             "cert_dir": str(cert_dir)}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from api.pki import write_private
 from sync.errors import KeyError_
 
 NONCE_BYTES = 12
@@ -35,18 +36,6 @@ class KeyProvider(ABC):
         """Recover the data key; raises KeyError_ when the blob is not ours."""
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 class FileKeyProvider(KeyProvider):
     """Identity key in `<dir>/identity.key` (0600), created on first use."""
 
@@ -55,7 +44,7 @@ class FileKeyProvider(KeyProvider):
 
     def _key(self) -> bytes:
         if not self.path.exists():
-            _write_private(self.path, AESGCM.generate_key(bit_length=256))
+            write_private(self.path, AESGCM.generate_key(bit_length=256))
         key = self.path.read_bytes()
         if len(key) != 32:
             raise KeyError_(f"identity key {self.path} is damaged ({len(key)} bytes, expected 32)")
@@ -83,7 +72,7 @@ class TemplateCipher:
     def _cipher(self) -> AESGCM:
         if self._aead is None:
             if not self.wrapped_path.exists():
-                _write_private(self.wrapped_path, self.provider.wrap(AESGCM.generate_key(bit_length=256)))
+                write_private(self.wrapped_path, self.provider.wrap(AESGCM.generate_key(bit_length=256)))
             self._aead = AESGCM(self.provider.unwrap(self.wrapped_path.read_bytes()))
         return self._aead
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import grpc
 
+from api import pki
 from api.v1 import registry_pb2, registry_pb2_grpc
 from sync.errors import SyncError
 
@@ -62,23 +63,6 @@ LOAD_ATTEMPTS = 3
 
 class IdentityError(SyncError):
     """The device is not enrolled, its identity files are damaged, or the cloud refused to sign."""
-
-
-def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)  # the rename itself must survive power loss
-    finally:
-        os.close(dfd)
 
 
 @contextmanager
@@ -116,7 +100,7 @@ def _finish_swap(identity_dir: Path) -> None:
         pkey = serialization.load_pem_private_key(pending.read_bytes(), password=None)
     except (OSError, ValueError):
         return  # nothing pending, or no certificate yet: nothing to finish
-    if _same_key(cert, pkey):
+    if pki.same_key(cert, pkey):
         os.replace(pending, identity_dir / KEY_FILE)
 
 
@@ -124,7 +108,6 @@ def _pending_key(identity_dir: Path) -> Any:
     """The key waiting for a certificate: reused if a previous attempt left one, else a new one.
     Called with the writer lock held."""
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
 
     _finish_swap(identity_dir)  # a pending key that already has its certificate is not pending any more
     path = identity_dir / PENDING_KEY_FILE
@@ -133,31 +116,14 @@ def _pending_key(identity_dir: Path) -> Any:
             return serialization.load_pem_private_key(path.read_bytes(), password=None)
         except ValueError:
             path.unlink()  # a torn write of a key that was never sent anywhere
-    key = ec.generate_private_key(ec.SECP256R1())
-    _write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key = pki.new_key()
+    pki.write_private(path, pki.key_pem(key))
     return key
 
 
 def build_csr(key: Any, common_name: str = "joyedge-device") -> str:
-    """A PKCS#10 request signed by `key` (the cloud takes only the key from it)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])]))
-           .sign(key, hashes.SHA256()))
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _same_key(cert: Any, key: Any) -> bool:
-    from cryptography.hazmat.primitives import serialization
-
-    def spki(k: Any) -> bytes:
-        return k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-    return spki(cert.public_key()) == spki(key.public_key())
+    """A PKCS#10 request signed by `key` (the cloud takes only the key from it; `api.pki`)."""
+    return pki.build_csr(key, common_name)
 
 
 def _check_answer(resp: registry_pb2.EnrollResponse, key: Any, ca_pem: bytes) -> Any:
@@ -171,7 +137,7 @@ def _check_answer(resp: registry_pb2.EnrollResponse, key: Any, ca_pem: bytes) ->
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature) as err:
         raise IdentityError(f"the cloud answered with a certificate our CA did not sign: {err}") from err
-    if not _same_key(cert, key):
+    if not pki.same_key(cert, key):
         raise IdentityError("the cloud answered with a certificate for another key; refusing it")
     return cert
 
@@ -201,13 +167,13 @@ def _store(identity_dir: Path, resp: registry_pb2.EnrollResponse, cert: Any, ca_
     """Persist a signed certificate; the pending key becomes the device key last (see module doc)."""
     from cryptography.hazmat.primitives import serialization
 
-    _write_private(identity_dir / CA_FILE, ca_pem, 0o644)
+    pki.write_private(identity_dir / CA_FILE, ca_pem, 0o644)
     meta = {"device_id": resp.device_id, "site_id": resp.site_id, "store_id": resp.store_id,
             "profile": resp.profile, "sync_target": sync_target, "server_name": server_name}
-    _write_private(identity_dir / META_FILE, json.dumps(meta, indent=2).encode(), 0o644)
+    pki.write_private(identity_dir / META_FILE, json.dumps(meta, indent=2).encode(), 0o644)
     # Certificate first, then the key rename: in between the certificate matches the pending key,
     # which `load` then uses (see module doc).
-    _write_private(identity_dir / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    pki.write_private(identity_dir / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     os.replace(identity_dir / PENDING_KEY_FILE, identity_dir / KEY_FILE)
     dfd = os.open(identity_dir, os.O_RDONLY)
     try:
@@ -253,7 +219,7 @@ def _read_pair(d: Path) -> tuple[Any, bytes, Any, bytes, bool]:
         cert = x509.load_pem_x509_certificate(cert_pem)
         key_pem = (d / KEY_FILE).read_bytes()
         key = serialization.load_pem_private_key(key_pem, password=None)
-        if _same_key(cert, key):
+        if pki.same_key(cert, key):
             return cert, cert_pem, key, key_pem, False
         try:
             # The certificate was stored and the key rename has not happened yet (or was cut by a crash).
@@ -261,7 +227,7 @@ def _read_pair(d: Path) -> tuple[Any, bytes, Any, bytes, bool]:
             pending = serialization.load_pem_private_key(pending_pem, password=None)
         except (FileNotFoundError, ValueError):
             continue  # renamed meanwhile, or a pending key being written: read everything again
-        if _same_key(cert, pending):
+        if pki.same_key(cert, pending):
             return cert, cert_pem, pending, pending_pem, True
     raise IdentityError(f"{d / CERT_FILE} does not belong to {d / KEY_FILE}; enroll again")
 
