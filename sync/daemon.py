@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from api.v1 import sync_pb2
+from sync import coupon_use
 from sync.client import PULL_DEADLINE_S, SyncClient, backoff_delays
 from sync.errors import CloudUnavailableError, SnapshotUnsupportedError, SyncError
 from sync.identity import DeviceIdentity
@@ -163,7 +164,9 @@ class SyncDaemon:
         """Replace the replica by a snapshot of the site (`sync.snapshot`); rows applied per stream."""
         request = sync_pb2.SnapshotRequest(device_id=self.device_id, site_id=self.site_id, store_id=self.store_id,
                                            page_rows=SNAPSHOT_PAGE_ROWS)
+        used = coupon_use.used_here(self.replica)
         seq, counts = apply_snapshot(self.replica, self.client.snapshot(request))
+        coupon_use.after_snapshot(self.replica, used)
         _LOG.info("sync: snapshot at seq %d applied (%s)", seq, ", ".join(f"{k}={v}" for k, v in counts.items()))
         self._ok(caught_up=None)
         return counts
@@ -185,7 +188,8 @@ class SyncDaemon:
                     cursors = nxt
                 for batch in response.batches:
                     name = STREAM_NAMES.get(batch.stream, "?")
-                    applied[name] = applied.get(name, 0) + self.replica.apply_batch(batch)
+                    # Through coupon_use: a coupon the cloud gave back is released from "used here".
+                    applied[name] = applied.get(name, 0) + coupon_use.apply_batch(self.replica, batch)
                 self._ok(caught_up=not more)
                 self.watchdog.ping()  # a long catch-up is progress, not a hang
                 if not more:
