@@ -7,7 +7,6 @@ Screenshots go to test-artifacts/ (not committed).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -20,30 +19,16 @@ from device.mirror.traffic import TrafficAggregator
 from drivers.camera.replay import decode_still
 from kiosk_ui.server import KioskServer
 from sync.outbox import Outbox
+from tests import browser
+from tests.browser import save_screenshot as shot
 from tests.mirror.conftest import BAY, BLANK, NEW_MEMBER, NEW_NAME, head_turn_frames, qr_frame, start_mirror
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PORTRAIT = {"width": 720, "height": 1280}
 UI_S = 10_000       # a page update (ms)
 FLOW_S = 60_000     # a step that waits for the models on 2 cores (ms)
-FINITE_ANIMATIONS_DONE = """() => Promise.all(document.getAnimations()
-    .filter(a => a.effect.getComputedTiming().iterations !== Infinity)
-    .map(a => a.finished.catch(() => null)))"""
-
-
-def shot(page: Page, name: str) -> None:
-    page.evaluate(FINITE_ANIMATIONS_DONE)
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / name).write_bytes(page.screenshot())
 
 
 def open_mirror(page: Page, kiosk: KioskServer) -> list[str]:
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
-    page.set_viewport_size(PORTRAIT)
-    page.goto(f"{kiosk.url}/mirror")
-    expect(page.locator("body")).to_have_attribute("data-connected", "true", timeout=UI_S)
-    return requests
+    return browser.open_mirror(page, kiosk, UI_S)
 
 
 def assert_touch_targets(page: Page) -> None:
