@@ -17,7 +17,11 @@ customer-facing screen by accident)::
                               "discount": "30.00", "paid": "270.00", "refunded": "90.00", "left": "180.00",  # unless
                               "left_cents": 18000, "seq": 2, "pending": "",       # a receipt was scanned
                               "lines": [{"n": 0, "name": "衬衫", "amount": "100.00", "share": "90.00",
-                                         "returned": true}]}}
+                                         "returned": true}],
+                              "preview": {"basis": "lines", "key": "1", "ok": true,   # what confirming would do
+                                          "reason": "", "refund": "51.67", "clawback": "16.67",   # ("basis": ""
+                                          "why": "留下的商品…不满券门槛… · …", "coupon": "…",          #  = nothing
+                                          "points": 78, "left": "100.00", "hint": "", "hint_cents": 0}}}
 
 Touch actions (``POST /api/<view>/action``, exact fields)::
 
@@ -26,6 +30,8 @@ Touch actions (``POST /api/<view>/action``, exact fields)::
                   {"action": "collect", "id": "<reconciliation item id>"}   # the difference was collected
                   {"action": "refund_amount", "sale": "<sale id>", "cents": 9000, "seq": 2}   # refund seq of
                   {"action": "refund_lines", "sale": "<sale id>", "lines": "0,2", "seq": 2}   # the open sale
+                  {"action": "refund_preview_amount", "sale": "<sale id>", "cents": 9000, "seq": 2}   # what
+                  {"action": "refund_preview_lines", "sale": "<sale id>", "lines": "0,2", "seq": 2}   # would happen
                   {"action": "refund_close"}
     pos-customer  {"action": "face"}  {"action": "phone", "digits": "1234"}  {"action": "confirm"}
                   {"action": "cancel"}
@@ -50,14 +56,19 @@ POS_ACTIONS: Final[dict[str, dict[str, dict[str, type]]]] = {
     "pos-cashier": {"amount": {"cents": int}, "scan": {"code": str}, "cash": {}, "new": {},
                     "refund": {"code": str}, "collect": {"id": str},
                     "refund_amount": {"sale": str, "cents": int, "seq": int},
-                    "refund_lines": {"sale": str, "lines": str, "seq": int}, "refund_close": {}},
+                    "refund_lines": {"sale": str, "lines": str, "seq": int}, "refund_close": {},
+                    "refund_preview_amount": {"sale": str, "cents": int, "seq": int},
+                    "refund_preview_lines": {"sale": str, "lines": str, "seq": int}},
     "pos-customer": {"face": {}, "phone": {"digits": str}, "confirm": {}, "cancel": {}},
 }
 MAX_FIELD = 512
 _RECONCILE_KEYS: Final = frozenset({"id", "sale", "amount", "text"})
 _REFUNDING: Final = {"sale": str, "receipt": str, "mode": str, "amount": str, "discount": str, "paid": str,
-                     "refunded": str, "left": str, "left_cents": int, "seq": int, "pending": str, "lines": list}
+                     "refunded": str, "left": str, "left_cents": int, "seq": int, "pending": str, "lines": list,
+                     "preview": dict}
 _REFUND_LINE: Final = {"n": int, "name": str, "amount": str, "share": str, "returned": bool}
+_PREVIEW: Final = {"basis": str, "key": str, "ok": bool, "reason": str, "refund": str, "clawback": str, "why": str,
+                   "coupon": str, "points": int, "left": str, "hint": str, "hint_cents": int}
 
 
 def _exact(view: str, where: str, value: Any, keys: dict[str, type]) -> None:
@@ -98,6 +109,9 @@ def validate_pos_model(view: str, model: Any) -> None:
         _exact(view, "refunding", model["refunding"], _REFUNDING)
         for i, line in enumerate(model["refunding"]["lines"]):
             _exact(view, f"refunding.lines[{i}]", line, _REFUND_LINE)
+        _exact(view, "refunding.preview", model["refunding"]["preview"], _PREVIEW)
+        if model["refunding"]["preview"]["basis"] not in ("", "amount", "lines"):
+            raise KioskError(f"{view} view model: refunding.preview.basis must be '', 'amount' or 'lines'")
 
 
 def validate_pos_action(view: str, action: Any) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from device.pos.checkout import Checkout, Policy
 from device.pos.face import FaceCheck
 from device.pos.payment import PaymentError, PaymentGateway, PaymentOffline
 from device.pos.receipt import qr_text, refund_receipt, sale_id_from_qr, sale_receipt, yuan
-from device.pos.refund import open_sale, refund, refund_by_qr
-from device.pos.views import cashier_view, customer_view, refund_text
+from device.pos.refund import open_sale, preview, refund, refund_by_qr
+from device.pos.views import cashier_view, customer_view, preview_view, refund_text
 from drivers.errors import DriverError
 from sync.errors import SyncError
 from sync.notify import Watchdog
@@ -73,6 +73,7 @@ class PosApp:
         self.offline = gateway is None
         self.refund_message = ""
         self.refunding: dict[str, Any] | None = None  # the sale open for a refund (device.pos.refund.open_sale)
+        self.refund_preview: dict[str, Any] | None = None  # its preview box (device.pos.views.preview_view)
         self.sales_done: list[dict[str, Any]] = []
         self._published = -1
         self._next_credit = 0.0
@@ -142,8 +143,12 @@ class PosApp:
                 self.confirm_refund(str(action["sale"]), int(action["seq"]), cents=int(action["cents"]))
             elif view == "pos-cashier" and name == "refund_lines":
                 self.confirm_refund(str(action["sale"]), int(action["seq"]), lines=_line_numbers(action["lines"]))
+            elif view == "pos-cashier" and name == "refund_preview_amount":
+                self.preview_refund(str(action["sale"]), int(action["seq"]), cents=int(action["cents"]))
+            elif view == "pos-cashier" and name == "refund_preview_lines":
+                self.preview_refund(str(action["sale"]), int(action["seq"]), lines=_line_numbers(action["lines"]))
             elif view == "pos-cashier" and name == "refund_close":
-                self.refunding, self.refund_message = None, ""
+                self.refunding, self.refund_preview, self.refund_message = None, None, ""
                 co._changed()
             elif view == "pos-cashier" and name == "collect":
                 item = reconcile.resolve(self.replica, self.audit, str(action["id"]))
@@ -179,6 +184,7 @@ class PosApp:
     def open_refund(self, code: str) -> dict[str, Any] | None:
         """A scanned receipt: show its sale on the cashier screen for a (partial) refund."""
         self.checkout._changed()
+        self.refund_preview = None
         try:
             self.refunding = open_sale(self.replica, self.audit, code)
         except PaymentError as err:
@@ -188,6 +194,19 @@ class PosApp:
         self.refund_message = (f"上一笔退款 {yuan(pending['amount_cents'])} 未完成，确认将重试 · refund "
                                f"{pending['seq']} is unfinished; confirming retries it") if pending else ""
         return self.refunding
+
+    def preview_refund(self, sale_id: str, seq: int, *, cents: int | None = None,
+                       lines: list[int] | None = None) -> dict[str, Any] | None:
+        """The cashier ticked lines or typed an amount: show what confirming would do (refund amount,
+        discount kept back and why, the coupon's fate, points, what is left) before the confirm. An ask
+        for a sale no longer open is stale and ignored."""
+        if self.refunding is None or self.refunding["sale_id"] != sale_id:
+            return None
+        pv = preview(self.replica, sale_id, seq, cents=cents, lines=lines)
+        basis, key = ("lines", ",".join(str(n) for n in lines)) if lines else ("amount", str(int(cents or 0)))
+        self.refund_preview = preview_view(basis, key, pv)
+        self.checkout._changed()
+        return self.refund_preview
 
     def confirm_refund(self, sale_id: str, seq: int, *, cents: int | None = None,
                        lines: list[int] | None = None) -> dict[str, Any] | None:
@@ -213,7 +232,8 @@ class PosApp:
             self.refund_message = str(err)
             return None
         finally:
-            if self.refunding is not None:  # show the sale as it is now
+            if self.refunding is not None:  # show the sale as it is now; the page asks for a new preview
+                self.refund_preview = None
                 self.refunding = open_sale(self.replica, self.audit, qr_text(self.refunding["sale_id"]))
         if sale["repeated"]:
             self.refund_message = f"退款 {sale['refund_seq']} 已完成 · refund {sale['refund_seq']} was already done"
@@ -282,7 +302,8 @@ class PosApp:
         self._published = co.version
         self.publish("pos-customer", customer_view(co, offline=self.offline, device=self.device_id))
         cashier = cashier_view(co, offline=self.offline, device=self.device_id, refund=self.refund_message,
-                               reconcile=reconcile.items(self.replica), refunding=self.refunding)
+                               reconcile=reconcile.items(self.replica), refunding=self.refunding,
+                               preview=self.refund_preview)
         if self.degraded:
             cashier["degraded"] = self.degraded
         self.publish("pos-cashier", cashier)

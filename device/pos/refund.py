@@ -142,32 +142,41 @@ def refund(replica: Any, audit: AuditLog, gateway: PaymentGateway | None, sale_i
     return _carry_out(replica, audit, gateway, sale, row, by, store_id)
 
 
-def _new_pending(replica: Any, audit: AuditLog, sale: dict[str, Any], st: dict[str, Any], seq: int,
-                 cents: int | None, lines: list[int] | None, entry: dict[str, Any]) -> dict[str, Any]:
+def _plan_of(replica: Any, sale: dict[str, Any], st: dict[str, Any], cents: int | None,
+             lines: list[int] | None, now: int) -> Plan:
+    """The plan of refunding ``cents`` (or the shares of ``lines``) of the sale as it is now — the one
+    computation behind both the confirm (`refund`) and the screen's `preview`. ValueError (the
+    cashier's sentence) when it cannot be booked."""
     if sale["mode"] == "offline" and _sync_state(replica, sale["payment_event_id"]) == "rejected":
-        raise _refused(audit, entry, "云端未接受此离线支付，请到服务台处理 · the cloud did not accept this "
-                                     "offline payment; the service desk handles it")
+        raise ValueError("云端未接受此离线支付，请到服务台处理 · the cloud did not accept this offline payment; the "
+                         "service desk handles it")
     if st["left"] <= 0:
-        raise _refused(audit, entry, "此单已退款 · this sale was already refunded"
-                       if sale["refunded_cents"] else "此单没有可退金额 · nothing was paid on this sale")
+        raise ValueError("此单已退款 · this sale was already refunded"
+                         if sale["refunded_cents"] else "此单没有可退金额 · nothing was paid on this sale")
     if lines:
         bad = [n for n in lines if not 0 <= n < len(st["shares"]) or n in st["returned"]]
         if bad or len(set(lines)) != len(lines):
-            raise _refused(audit, entry, "所选商品已退或不存在 · a ticked line was already returned or does not exist")
+            raise ValueError("所选商品已退或不存在 · a ticked line was already returned or does not exist")
         remaining = [n for n in range(len(st["shares"])) if n not in st["returned"]]
         # Every line still here returned → everything left (the rounding cents go with the last refund).
         gross = st["left"] if sorted(lines) == remaining else min(st["left"], sum(st["shares"][n] for n in lines))
     else:
         gross = int(cents or 0)
+    return plan(amount=int(sale["amount_cents"]), paid=int(sale["paid_cents"]), discount=int(sale["discount_cents"]),
+                threshold=int(sale.get("coupon_threshold_cents") or 0), points=int(sale["points"]),
+                refunded=int(sale["refunded_cents"]), gross=gross, coupon_restored=st["restored"],
+                coupon_valid=_coupon_valid(replica, sale["coupon_id"], now), has_coupon=bool(sale["coupon_id"]),
+                lines=sorted(lines or []))
+
+
+def _new_pending(replica: Any, audit: AuditLog, sale: dict[str, Any], st: dict[str, Any], seq: int,
+                 cents: int | None, lines: list[int] | None, entry: dict[str, Any]) -> dict[str, Any]:
     now = int(time.time() * 1000)
     try:
-        p = plan(amount=int(sale["amount_cents"]), paid=int(sale["paid_cents"]), discount=int(sale["discount_cents"]),
-                 threshold=int(sale.get("coupon_threshold_cents") or 0), points=int(sale["points"]),
-                 refunded=int(sale["refunded_cents"]), gross=gross, coupon_restored=st["restored"],
-                 coupon_valid=_coupon_valid(replica, sale["coupon_id"], now), has_coupon=bool(sale["coupon_id"]),
-                 lines=sorted(lines or []))
+        p = _plan_of(replica, sale, st, cents, lines, now)
     except ValueError as err:
-        raise _refused(audit, entry | {"cents": gross}, str(err)) from err
+        raise _refused(audit, entry | ({"lines": sorted(lines)} if lines else {"cents": int(cents or 0)}),
+                       str(err)) from err
     row = {"refund_id": refund_id_of(sale["sale_id"], seq), "sale_id": sale["sale_id"], "seq": seq,
            "amount_cents": p.net_cents, "lines": json.dumps(p.lines), "clawback_cents": p.clawback_cents,
            "points": p.points, "coupon": p.coupon, "state": "pending", "path": "", "event_id": None,
@@ -259,6 +268,50 @@ def _result(replica: Any, sale_id: str, row: dict[str, Any], *, repeated: bool) 
                   "left_cents": int(out["paid_cents"]) - int(out["refunded_cents"])}
 
 
+def preview(replica: Any, sale_id: str, seq: int, *, cents: int | None = None,
+            lines: list[int] | None = None) -> dict[str, Any]:
+    """What confirming refund ``seq`` of a sale with ``cents`` (or ``lines``) would do, computed by the
+    same `_plan_of` the confirm uses, without writing anything (not even an audit entry: the screen
+    asks on every tick and keypress).
+
+    Returns ``ok`` and ``reason`` (the cashier's sentence when the confirm would be refused), the
+    plan's ``gross_cents``, ``net_cents`` (given back), ``clawback_cents``, ``coupon``, ``points``,
+    ``kept_list_cents``, ``threshold_cents``, ``left_after_cents`` (left to refund afterwards),
+    ``retry`` (a pending refund: the confirm retries it, whatever was typed) and ``hint``: for an
+    amount equal to a line's list price when that line's paid share differs (a discounted sale), that
+    line's ``{"n", "name", "list_cents", "share_cents"}``, else None."""
+    out: dict[str, Any] = {"ok": False, "reason": "", "gross_cents": 0, "net_cents": 0, "clawback_cents": 0,
+                           "coupon": "", "points": 0, "kept_list_cents": 0, "threshold_cents": 0,
+                           "left_after_cents": 0, "retry": False, "hint": None}
+    sale = store.sale(replica, sale_id)
+    if sale is None:
+        return out | {"reason": "这张小票不是本机的销售单 · this receipt is not a sale of this device"}
+    st = _state(replica, sale)
+    out["left_after_cents"] = st["left"]
+    if cents is not None and not lines:
+        line = next((n for n, i in enumerate(sale["items"]) if int(i["cents"]) == cents
+                     and st["shares"][n] != cents and n not in st["returned"]), None)
+        if line is not None:
+            out["hint"] = {"n": line, "name": sale["items"][line]["name"], "list_cents": cents,
+                           "share_cents": st["shares"][line]}
+    row = st["pending"]
+    if row is not None:  # the confirm retries it: show that refund, not what was typed
+        net = int(row["amount_cents"])
+        return out | {"ok": True, "retry": True, "gross_cents": net + int(row["clawback_cents"]), "net_cents": net,
+                      "clawback_cents": int(row["clawback_cents"]), "coupon": row["coupon"],
+                      "points": int(row["points"]), "left_after_cents": st["left"] - net}
+    if seq != st["next_seq"]:
+        return out | {"reason": "退款单号已变化，请重新扫描小票 · the sale changed; scan the receipt again"}
+    try:
+        p = _plan_of(replica, sale, st, cents, lines, int(time.time() * 1000))
+    except ValueError as err:
+        return out | {"reason": str(err)}
+    return out | {"ok": True, "gross_cents": p.gross_cents, "net_cents": p.net_cents,
+                  "clawback_cents": p.clawback_cents, "coupon": p.coupon, "points": p.points,
+                  "kept_list_cents": p.kept_list_cents, "threshold_cents": p.threshold_cents,
+                  "left_after_cents": st["left"] - p.net_cents}
+
+
 def refund_by_qr(replica: Any, audit: AuditLog, gateway: PaymentGateway | None, code: str,
                  by: str = "cashier", store_id: str = "") -> dict[str, Any]:
     """Refund everything left of the sale a scanned receipt names (a retry of a pending refund first);
@@ -270,4 +323,5 @@ def refund_by_qr(replica: Any, audit: AuditLog, gateway: PaymentGateway | None, 
                   store_id=store_id)
 
 
-__all__ = ["Plan", "RefundRefused", "open_sale", "redemption_id_of", "refund", "refund_by_qr", "refund_id_of"]
+__all__ = ["Plan", "RefundRefused", "open_sale", "preview", "redemption_id_of", "refund", "refund_by_qr",
+           "refund_id_of"]

@@ -41,6 +41,8 @@ class Plan:
     points: int  # points taken back by this refund
     coupon: str  # "" (no coupon) | "kept" | "restored" | "expired"
     lines: list[int] = field(default_factory=list)
+    kept_list_cents: int = 0  # what the shopper keeps, at list price (compared with the threshold)
+    threshold_cents: int = 0  # the coupon's threshold (0: none, or no coupon)
 
     @property
     def net_cents(self) -> int:
@@ -92,4 +94,5 @@ def plan(*, amount: int, paid: int, discount: int, threshold: int, points: int, 
         raise ValueError(f"退货后不满券门槛，需扣回券优惠 ¥{clawback / 100:.2f}，超过退款金额 · what is kept falls below "
                          f"the coupon's threshold: {clawback / 100:.2f} of discount is kept back, more than this refund")
     net = gross - clawback
-    return Plan(gross, clawback, points_back(points, paid, refunded + net, refunded), coupon, list(lines or []))
+    return Plan(gross, clawback, points_back(points, paid, refunded + net, refunded), coupon, list(lines or []),
+                kept * amount // paid if paid else 0, threshold if has_coupon else 0)

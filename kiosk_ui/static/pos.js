@@ -19,8 +19,12 @@
     refused: "Face pay could not be completed", cancel: "Cancel",
     reconcile_title: "To collect · cloud reconciliation", sale_no: "Sale", collected: "Collected",
     refund_title: "Refund", rf_paid: "Paid", rf_refunded: "Refunded", rf_left: "Left to refund",
-    rf_amount: "Refund the keypad amount", rf_lines: "Refund ticked items", rf_close: "Close",
+    rf_amount: "Refund this paid amount", rf_lines: "Refund ticked items", rf_close: "Close",
     rf_pending: "Unfinished refund — confirming retries it:",
+    rf_keypad_note: "Keypad amount = money paid (after the coupon's share), not the list price",
+    rf_hint_use: "Use the paid share", pv_title: "Before you confirm", pv_refund: "Refund now",
+    pv_clawback: "Coupon discount kept back", pv_points: "Points taken back", pv_left: "Left to refund after",
+    pv_empty: "Tick items or type an amount to see what the refund does",
   };
   const ZH_EXTRA = { sale_no: "单号", collected: "已补收", rf_pending: "上一笔退款未完成，确认将重试：" };
   const STATE_TEXT = {
@@ -35,6 +39,10 @@
   let entry = "";
   let digits = "";
   let source = null;
+  // The refund input the preview follows: the last thing the cashier touched ("lines" or "amount").
+  let rfBasis = "";
+  let rfAsked = "";
+  let rfHadPreview = false;
 
   for (const el of document.querySelectorAll("[data-i18n]")) zh[el.dataset.i18n] = el.textContent;
   for (const el of document.querySelectorAll("[data-i18n-placeholder]")) zh[el.dataset.i18nPlaceholder] = el.placeholder;
@@ -151,7 +159,11 @@
     setText("rf-left", rf.left);
     $("rf-pending").hidden = !rf.pending;
     setText("rf-pending", rf.pending ? `${lang === "en" ? EN.rf_pending : ZH_EXTRA.rf_pending} ${rf.pending}` : "");
-    const ticked = new Set([...document.querySelectorAll("#rf-lines input:checked")].map((el) => el.value));
+    // Ticks belong to the sale they were made on: another receipt starts with none.
+    const sameSale = $("rf-lines").dataset.sale === rf.sale;
+    $("rf-lines").dataset.sale = rf.sale;
+    if (!sameSale) rfBasis = "";
+    const ticked = new Set(sameSale ? tickedLines() : []);
     $("rf-lines").replaceChildren(...rf.lines.map((ln) => {
       const li = document.createElement("li");
       li.className = "rf-line";
@@ -168,6 +180,62 @@
       if (ln.returned) li.classList.add("rf-returned");
       return li;
     }));
+    renderPreview(rf);
+  }
+
+  function tickedLines() { return [...document.querySelectorAll("#rf-lines input:checked")].map((el) => el.value); }
+
+  function rfInput() {
+    // What the confirm buttons would send now: {basis, key}, key as the device echoes it.
+    const lines = tickedLines().join(",");
+    const cents = String(Number(entry || "0"));
+    if (rfBasis === "lines" && lines) return { basis: "lines", key: lines };
+    if (rfBasis === "amount" && cents !== "0") return { basis: "amount", key: cents };
+    return { basis: "", key: "" };
+  }
+
+  function renderPreview(rf) {
+    // The device computes the preview with the refund's own rules (one source of truth); it is shown,
+    // and the matching confirm enabled, only while it is for exactly what is ticked or typed now.
+    const pv = rf.preview || {};
+    if (rfHadPreview && !pv.basis) rfAsked = "";  // the device dropped it (the sale changed): ask again
+    rfHadPreview = Boolean(pv.basis);
+    const now = rfInput();
+    const current = Boolean(now.basis) && pv.basis === now.basis && pv.key === now.key;
+    const box = $("rf-preview");
+    box.dataset.basis = current ? pv.basis : "";
+    box.dataset.key = current ? pv.key : "";
+    box.dataset.ok = String(current && pv.ok === true);
+    $("pv-empty").hidden = current;
+    $("pv-figures").hidden = !(current && pv.ok);
+    setText("pv-refund", current ? pv.refund : "");
+    setText("pv-clawback", current ? pv.clawback : "");
+    setText("pv-points", current ? pv.points : "");
+    setText("pv-left", current ? pv.left : "");
+    for (const [id, text] of [["pv-why", pv.why], ["pv-coupon", pv.coupon], ["pv-reason", pv.reason]]) {
+      setText(id, current ? pick(text) : "");
+      $(id).hidden = !(current && text);
+    }
+    $("rf-hint").hidden = !(current && pv.hint);
+    setText("rf-hint-text", current ? pick(pv.hint) : "");
+    $("rf-amount").disabled = !(current && pv.ok && pv.basis === "amount");
+    $("rf-lines-go").disabled = !(current && pv.ok && pv.basis === "lines");
+    askPreview(rf, now, current);
+  }
+
+  function askPreview(rf, now, current) {
+    // Once per (sale, refund number, input); again when the device dropped its preview (after a confirm).
+    if (!now.basis || current) return;
+    const tag = `${rf.sale}|${rf.seq}|${now.basis}|${now.key}`;
+    if (tag === rfAsked) return;
+    rfAsked = tag;
+    if (now.basis === "lines") send({ action: "refund_preview_lines", sale: rf.sale, lines: now.key, seq: rf.seq });
+    else send({ action: "refund_preview_amount", sale: rf.sale, cents: Number(now.key), seq: rf.seq });
+  }
+
+  function refundInputChanged(basis) {
+    rfBasis = basis;
+    if (model.refunding) renderPreview(model.refunding);
   }
 
   async function send(action) {
@@ -190,6 +258,16 @@
       if (!key) return;
       entry = key === "C" ? "" : (entry + key).replace(/^0+/, "").slice(0, 9);
       showEntry();
+      refundInputChanged(entry ? "amount" : tickedLines().length ? "lines" : "");
+    });
+    $("rf-lines").addEventListener("change", () => refundInputChanged(tickedLines().length ? "lines" : entry ? "amount" : ""));
+    $("rf-hint-use").addEventListener("click", () => {
+      // The cashier typed a line's list price on a discounted sale: take its paid share instead.
+      const pv = model.refunding?.preview;
+      if (!pv || !pv.hint_cents) return;
+      entry = String(pv.hint_cents);
+      showEntry();
+      refundInputChanged("amount");
     });
     $("set-amount").addEventListener("click", () => send({ action: "amount", cents: Number(entry || "0") }));
     $("cash").addEventListener("click", () => send({ action: "cash" }));
@@ -210,7 +288,7 @@
       const lines = [...document.querySelectorAll("#rf-lines input:checked")].map((el) => el.value).join(",");
       if (rf && lines) send({ action: "refund_lines", sale: rf.sale, lines, seq: rf.seq });
     });
-    $("rf-close").addEventListener("click", () => send({ action: "refund_close" }));
+    $("rf-close").addEventListener("click", () => { rfBasis = ""; send({ action: "refund_close" }); });
     showEntry();
   }
 

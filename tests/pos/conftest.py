@@ -3,9 +3,12 @@ enrolled π-POS devices (real `joyedge enroll` + `joyedge sync`), and registered
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -132,3 +135,48 @@ def face_depth(shape: tuple[int, int], box, nose, relief_mm: float = 25.0, dist_
         depth -= relief_mm * np.exp(-(((xs - nose[0]) / sx) ** 2 + ((ys - nose[1]) / sy) ** 2))
     rng = np.random.default_rng(1)
     return (depth + rng.normal(0, 1.0, size=(h, w))).astype(np.uint16)
+
+
+@contextlib.contextmanager
+def app_loop(app):
+    """The π-POS loop's action handling on a thread while a page is being used (the page's preview asks
+    and confirms are handled as they arrive, as `PosApp.run` does); stopped and joined on exit, so the
+    test may call `app.handle` itself again afterwards without racing it."""
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                view, action = app.actions.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            app.handle(view, action)
+
+    thread = threading.Thread(target=serve, name="pos-test-loop")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the app loop did not stop"
+    while not app.actions.empty():  # what the page sent last is acted on too
+        app.handle(*app.actions.get_nowait())
+
+
+def retire_coupon(cloud: Cloud, member: str, coupon_id: str, title: str, value: int, threshold: int) -> None:
+    """Let a test's coupon lapse in the cloud, so counters enrolled by later tests cannot pick it."""
+    import time
+
+    from api.v1 import crm_pb2
+    from cloud_stub.storage import SqliteStorage
+
+    storage = SqliteStorage(cloud.db)
+    try:
+        now = int(time.time() * 1000)
+        storage.upsert_coupon(coupon_id=coupon_id, member_id=member, title=title,
+                              kind=crm_pb2.COUPON_KIND_THRESHOLD if threshold else crm_pb2.COUPON_KIND_CASH,
+                              value_cents=value, threshold_cents=threshold, valid_from_ms=now - 2 * 86_400_000,
+                              valid_until_ms=now - 1, status=crm_pb2.COUPON_STATUS_EXPIRED)
+    finally:
+        storage.close()

@@ -28,7 +28,7 @@ from device.pos.build import build_pos_app, connect_gateway
 from device.pos.refund_rules import line_shares, plan, points_back
 from drivers.camera.fake import FakeCamera
 from kiosk_ui.server import KioskServer
-from tests.pos.conftest import cli, enroll_device
+from tests.pos.conftest import app_loop, cli, enroll_device
 from tests.pos.test_double_redemption import _issue
 from tests.pos.test_offline_refund_audit import _NoDepth
 from tests.pos.test_pay_by_face import MEMBER_PHOTO, NpyDepthReplay, _depth_dir, decode_still
@@ -124,14 +124,6 @@ def _pay_three_items(app, tmp_path) -> dict:
     return out["sale"]
 
 
-def _drain(app) -> None:
-    """The app loop's turn: act on what the page sent."""
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while app.actions.empty() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    app.step()
-
-
 def test_partial_refunds_on_the_cashier_page_and_the_coupon_goes_back_once(counter, cloud, tmp_path, screens,
                                                                            page: Page):
     cfg_file, app, member, coupon = counter
@@ -146,22 +138,22 @@ def test_partial_refunds_on_the_cashier_page_and_the_coupon_goes_back_once(count
 
     page.goto(f"{kiosk.url}/pos/cashier")
     app.refresh_screens(force=True)
-    page.fill("#refund-code", f"https://e.joycloud.example/r/{sale['sale_id']}")
-    page.click("#refund-go")
-    _drain(app)
-    panel = page.locator("#refunding")
-    expect(panel).to_be_visible(timeout=TIMEOUT_MS)
-    expect(page.locator("#rf-left")).to_have_text(f"{paid // 100}.{paid % 100:02d}")
-    expect(page.locator(".rf-line")).to_have_count(3)
-
-    # Refund 1: line 0, its share of what was paid; 200.00 of goods kept ≥ the threshold: the coupon stays used.
     share0 = PRICE * paid // amount
-    page.locator(".rf-line input").nth(0).check()
-    page.click("#rf-lines-go")
-    _drain(app)
-    expect(page.locator("#refund")).to_contain_text(
-        f"部分退款 ¥{share0 / 100:.2f} / 已退 ¥{share0 / 100:.2f} / 剩余 ¥{(paid - share0) / 100:.2f}")
-    expect(page.locator(".rf-line input").nth(0)).to_be_disabled()
+    with app_loop(app):
+        page.fill("#refund-code", f"https://e.joycloud.example/r/{sale['sale_id']}")
+        page.click("#refund-go")
+        panel = page.locator("#refunding")
+        expect(panel).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.locator("#rf-left")).to_have_text(f"{paid // 100}.{paid % 100:02d}")
+        expect(page.locator(".rf-line")).to_have_count(3)
+        # Refund 1: line 0, its share of what was paid; 200.00 of goods kept ≥ the threshold: the coupon stays used.
+        page.locator(".rf-line input").nth(0).check()
+        expect(page.locator("#pv-refund")).to_have_text(f"{share0 / 100:.2f}", timeout=TIMEOUT_MS)
+        page.click("#rf-lines-go")
+        expect(page.locator("#refund")).to_contain_text(
+            f"部分退款 ¥{share0 / 100:.2f} / 已退 ¥{share0 / 100:.2f} / 剩余 ¥{(paid - share0) / 100:.2f}",
+            timeout=TIMEOUT_MS)
+        expect(page.locator(".rf-line input").nth(0)).to_be_disabled()
     rid = f"ref-{sale['sale_id']}"
     assert cloud.query("SELECT refund_id, amount_cents FROM refunds WHERE payment_id = ?", sale["payment_id"]) == [
         (f"{rid}.1", share0)]
@@ -179,11 +171,12 @@ def test_partial_refunds_on_the_cashier_page_and_the_coupon_goes_back_once(count
     share1 = 2 * PRICE * paid // amount - share0
     kept = paid - share0 - share1
     clawback = kept * VALUE // paid
-    page.locator(".rf-line input").nth(1).check()
-    page.click("#rf-lines-go")
-    _drain(app)
     net1 = share1 - clawback
-    expect(page.locator("#refund")).to_contain_text(f"券优惠扣回 ¥{clawback / 100:.2f}")
+    with app_loop(app):
+        page.locator(".rf-line input").nth(1).check()
+        expect(page.locator("#pv-clawback")).to_have_text(f"{clawback / 100:.2f}", timeout=TIMEOUT_MS)
+        page.click("#rf-lines-go")
+        expect(page.locator("#refund")).to_contain_text(f"券优惠扣回 ¥{clawback / 100:.2f}", timeout=TIMEOUT_MS)
     expect(page.locator("#refund")).to_contain_text("优惠券已退回会员")
     assert cloud.query("SELECT refund_id, amount_cents FROM refunds WHERE payment_id = ? ORDER BY created_at_ms",
                        sale["payment_id"]) == [(f"{rid}.1", share0), (f"{rid}.2", net1)]
@@ -200,11 +193,11 @@ def test_partial_refunds_on_the_cashier_page_and_the_coupon_goes_back_once(count
     left = paid - share0 - net1
     app.handle("pos-cashier", {"action": "refund_amount", "sale": sale["sale_id"], "cents": left + 1, "seq": 3})
     assert "at most" in app.refund_message
-    for digit in str(left):
-        page.click(f'#keypad [data-key="{digit}"]')
-    page.click("#rf-amount")
-    _drain(app)
-    expect(page.locator("#refund")).to_contain_text("剩余 ¥0.00")
+    with app_loop(app):
+        for digit in str(left):
+            page.click(f'#keypad [data-key="{digit}"]')
+        page.click("#rf-amount")
+        expect(page.locator("#refund")).to_contain_text("剩余 ¥0.00", timeout=TIMEOUT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "pos-partial-refund.png"))
     assert store.sale(app.replica, sale["sale_id"])["status"] == "refunded"
