@@ -72,13 +72,14 @@ def release_given_back(replica: Replica, before: Mapping[str, str], issued: Iter
 
 def apply_batch(replica: Replica, batch: sync_pb2.StreamBatch) -> int:
     """`Replica.apply_batch`, then release the used-records the batch's newer ISSUED versions answer."""
-    if batch.stream != sync_pb2.STREAM_COUPONS:
+    issued = [c.key for c in batch.changes if batch.stream == sync_pb2.STREAM_COUPONS and not c.deleted
+              and c.coupon.status == crm_pb2.COUPON_STATUS_ISSUED]
+    if not issued:  # most batches (every empty long-poll answer): no extra transaction
         return replica.apply_batch(batch)
     before = used_here(replica)
     applied = replica.apply_batch(batch)
     if before:
-        release_given_back(replica, before, (c.key for c in batch.changes
-                                             if not c.deleted and c.coupon.status == crm_pb2.COUPON_STATUS_ISSUED))
+        release_given_back(replica, before, issued)
     return applied
 
 
