@@ -30,6 +30,10 @@ from sync.errors import ReplicaError
 from sync.outbox import enqueue
 
 BUSY_TIMEOUT_MS = 5000
+# A write transaction waits for another connection's write lock by polling BEGIN IMMEDIATE every ~1 ms
+# (SQLite's own busy handler backs off to 100 ms sleeps, so a writer that comes back every few tens of
+# ms — the snapshot's chunks — would starve it: it wakes only while the lock is held again).
+WRITE_POLL_MS = 1
 STREAM_NAMES = {
     sync_pb2.STREAM_MEMBERS: "members",
     sync_pb2.STREAM_TAGS: "tags",
@@ -168,7 +172,7 @@ class Replica:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate()
             try:
                 yield self._conn
             except BaseException:
@@ -176,6 +180,21 @@ class Replica:
                 raise
             else:
                 self._conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        """BEGIN IMMEDIATE, polling the write lock every ~WRITE_POLL_MS for up to BUSY_TIMEOUT_MS."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        self._conn.execute(f"PRAGMA busy_timeout={WRITE_POLL_MS}")
+        try:
+            while True:
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() >= deadline:
+                        raise
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def close(self) -> None:
         """Close the connection; safe to call twice."""

@@ -107,3 +107,88 @@ def test_cursors_beyond_the_clouds_head_get_a_snapshot(cloud, device) -> None:
     # The app's gallery sees a new revision with every template (it reloads incrementally).
     new_rev, rows, _gone = daemon.replica.template_changes(rev)
     assert new_rev > rev and {r.template_id for r in rows} == {f"M{i}-t1" for i in range(1, 6)}
+
+
+def _app(daemon):
+    """The app's own connection to the daemon's replica file (as the app process has)."""
+    from sync.replica import Replica
+
+    return Replica(daemon.replica.path, daemon.replica.cipher)
+
+
+def test_readers_see_the_old_replica_until_the_swap_and_app_writes_go_between_pages(cloud, device) -> None:
+    """GIVEN a cold replica, WHEN the snapshot is applied page by page, THEN between pages the app reads
+    the replica as before (no rows, no cursors) and its outbox writes commit at once; after the last page
+    everything is there, with the app's events kept."""
+    daemon = device()
+    app = _app(daemon)
+    try:
+        from sync.outbox import Outbox
+
+        outbox = Outbox(app)
+        seen = []
+
+        def watched():
+            for page in _pages(daemon):
+                seen.append((app.counts(), app.has_cursors()))
+                outbox.visit("M1", STORE, 0.9)  # would wait for the whole snapshot if it held the lock
+                yield page
+
+        apply_snapshot(daemon.replica, watched())
+        empty = {"members": 0, "tags": 0, "templates": 0, "coupons": 0}
+        assert len(seen) > 4 and all(s == (empty, False) for s in seen)
+        assert app.counts() == {"members": 5, "tags": 0, "templates": 5, "coupons": 5} and app.has_cursors()
+        assert outbox.depth() == len(seen)
+        with app._lock:  # nothing of the staging is left behind
+            names = {r[0] for r in app._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert not {n for n in names if n.startswith(("snap_", "snapold_"))}
+    finally:
+        app.close()
+
+
+def test_a_withdrawal_during_the_snapshot_does_not_hide_the_snapshot_from_the_gallery(cloud, device) -> None:
+    """GIVEN a synced replica, WHEN a new snapshot is staged while the app takes a revision of its own (a
+    consent withdrawal, after which its gallery reloads to that revision), THEN after the swap the app's
+    incremental reload from that revision still gets every snapshot template: staged rows carry a revision
+    above anything taken during staging."""
+    daemon = device()
+    daemon.pull_once()
+    app = _app(daemon)
+    try:
+        gallery_rev = [app.template_rev()]
+
+        def during():
+            for i, page in enumerate(_pages(daemon)):
+                if i == 1:
+                    with app.transaction() as conn:
+                        assert app.delete_member_templates(conn, "M1") == 1
+                    rev, _rows, gone = app.template_changes(gallery_rev[0])
+                    assert gone == ["M1-t1"]
+                    gallery_rev[0] = rev
+                yield page
+
+        apply_snapshot(daemon.replica, during())
+        rev, rows, _gone = app.template_changes(gallery_rev[0])
+        assert rev > gallery_rev[0]
+        assert {r.template_id for r in rows} == {f"M{i}-t1" for i in range(1, 6)}  # M1 back from the cloud
+    finally:
+        app.close()
+
+
+def test_a_second_snapshot_takes_over_and_the_first_stops_without_changing_anything(cloud, device) -> None:
+    """Two `joyedge sync` processes snapshot one replica at once: the later one wins, the earlier one
+    stops at its next page with a clear error; the replica is the later snapshot, whole."""
+    first, second = device(), device()
+    cloud.storage.upsert_member(member_id="M9", site_id=SITE, name="新会员")
+    pages = _pages(first)
+
+    def interrupted():
+        for i, page in enumerate(pages):
+            if i == 2:
+                apply_snapshot(second.replica, _pages(second))
+            yield page
+
+    with pytest.raises(ReplicaError, match="another snapshot"):
+        apply_snapshot(first.replica, interrupted())
+    assert first.replica.counts() == {"members": 6, "tags": 0, "templates": 5, "coupons": 5}
+    assert set(first.replica.cursors().values()) == {cloud.storage.head_seq()}
