@@ -11,8 +11,12 @@ Steps, each safe to repeat after a crash or a failed enrollment (the next boot r
    the cloud's mTLS address;
 5. erase the claim token and rename the file to `joyedge-firstboot.done`, so it never runs again.
 
-If enrollment fails the claim token stays on the boot partition and the command exits 2; the next
-boot (or the technician) retries. Erasing overwrites the file in place with a same-length copy
+Failures are of two kinds (`FirstbootError.retryable`). The network (the cloud unreachable, a deadline)
+is retried with backoff for `RETRY_FOR_S`, then given up until the next boot; a refusal (bad, used or
+expired claim token), an invalid or unreadable file, or no CA is not retried: someone must change
+something. Either way `<data_dir>/firstboot-status.json` says what happened (device/provisioning_status.py),
+one ERROR line goes to the journal, the command exits 2, and the units start the not-provisioned notice
+instead of the app (hardware/systemd). The claim token stays on the boot partition for the next attempt. Erasing overwrites the file in place with a same-length copy
 without the secret and then truncates it: FAT does not move a file's clusters on rewrite, so
 the old bytes are overwritten, not merely unlinked. (On flash media wear levelling may keep an
 old copy in a spare block; the claim token is single-use and dead after enrollment.)
@@ -22,10 +26,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from api.firstboot import DONE_FILENAME, FILENAME, FirstbootConfig, FirstbootFormatError, parse, render
 from device.errors import DeviceError
@@ -36,6 +43,20 @@ BOOT_DIRS = (Path("/boot/firmware"), Path("/boot"))
 DEFAULT_CONFIG_OUT = Path("/etc/joyedge/device.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/joyedge")
 WIFI_CONNECTION = "joyedge-wifi"
+# Network failures are retried this long (within the unit's TimeoutStartSec=300), then left to the next boot.
+RETRY_FOR_S = 240.0
+BACKOFF_INITIAL_S = 5.0
+BACKOFF_MAX_S = 60.0
+# gRPC codes of an enrollment that may succeed later without anyone changing anything.
+RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"})
+
+
+class FirstbootError(DeviceError):
+    """First boot failed; `retryable` when a later attempt may succeed as is (the network)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass
@@ -157,8 +178,54 @@ def _enroll(cloud: str, claim_token: str, cfg, ca_pem: bytes, name: str):
     try:
         return enroll(cfg.identity_dir, cloud, claim_token, ca_pem=ca_pem, device_id=cfg.device.id, name=name)
     except SyncError as err:
-        raise DeviceError(f"enrollment with {cloud} failed: {err}. The claim token stays on the boot "
-                          "partition; the next boot retries (or run `joyedge firstboot` again)") from err
+        code = _grpc_code(err)
+        if code in RETRYABLE_CODES:
+            raise FirstbootError(f"网络不可用，无法连接云端 {cloud} (enrollment with {cloud} failed: {err})",
+                                 retryable=True) from err
+        raise FirstbootError(f"云端拒绝注册，认领码无效、已使用或已过期 (enrollment with {cloud} failed: {err}). "
+                             "Ask the operator for a new claim token and run `joyprov configure` again; "
+                             "the token stays on the boot partition") from err
+
+
+def _grpc_code(err: BaseException) -> str:
+    """The gRPC status code name behind a translated error ("" when there is none: a local failure)."""
+    cause = err.__cause__
+    code = getattr(cause, "code", None)
+    try:
+        return code().name if callable(code) else ""
+    except Exception:  # a cause without a real code()
+        return ""
+
+
+def run_firstboot_retrying(boot_dir: Path, *, data_dir: Path = DEFAULT_DATA_DIR, **kw: Any) -> FirstbootResult:
+    """`run_firstboot` with the retry policy and status file of the module doc; FirstbootError when it
+    gives up (the status file and one ERROR log line say why, and whether the next boot retries)."""
+    from device.provisioning_status import FirstbootStatus, write_status
+
+    deadline = time.monotonic() + RETRY_FOR_S
+    delay, attempts = BACKOFF_INITIAL_S, 0
+    write_status(data_dir, FirstbootStatus("running"))
+    while True:
+        attempts += 1
+        try:
+            result = run_firstboot(boot_dir, data_dir=data_dir, **kw)
+        except DeviceError as err:
+            retryable = getattr(err, "retryable", False)
+            if retryable and time.monotonic() + delay < deadline:
+                write_status(data_dir, FirstbootStatus("retrying", str(err), True, attempts))
+                log.warning("firstboot: attempt %d failed, retrying in %.0f s: %s", attempts, delay, err)
+                time.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            reason = str(err)
+            if retryable:
+                reason += f"; gave up after {attempts} attempts, the next boot tries again"
+            write_status(data_dir, FirstbootStatus("failed", reason, retryable, attempts))
+            log.error("firstboot failed (%s): %s", "retryable, next boot" if retryable else "not retried", reason)
+            raise FirstbootError(reason, retryable=retryable) from err
+        write_status(data_dir, FirstbootStatus("done", "", False, attempts))
+        log.info("firstboot: device %s enrolled after %d attempt(s)", result.device_id, attempts)
+        return result
 
 
 def run_firstboot(boot_dir: Path, *, config_out: Path = DEFAULT_CONFIG_OUT, data_dir: Path = DEFAULT_DATA_DIR,

@@ -89,7 +89,7 @@ def test_failed_enrollment_keeps_the_token_for_a_retry_but_erases_the_passphrase
     boot = _boot_partition(tmp_path, cloud, ca_dir, "not-a-token-the-cloud-issued")
     assert _firstboot(tmp_path, boot) == 2
     err = capsys.readouterr().err
-    assert "enrollment with 127.0.0.1" in err and "next boot retries" in err
+    assert "enrollment with 127.0.0.1" in err and "new claim token" in err  # refused: not retried
     left = parse((boot / FILENAME).read_text())
     assert left.claim_token == "not-a-token-the-cloud-issued" and left.wifi_psk is None
     assert PSK.encode() not in (boot / FILENAME).read_bytes()

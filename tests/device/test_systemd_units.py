@@ -58,3 +58,19 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     # and the check itself catches a broken unit
     broken = _verify(tmp_path, "broken.service", "[Service]\nType=notfy\nExecStart=relative/path\n")
     assert broken.returncode != 0 or broken.stderr.strip()
+
+
+def test_a_device_that_is_not_provisioned_shows_the_notice_instead_of_looping():
+    """run/sync/admin need the config firstboot writes: without it they are skipped (a condition, not a
+    failure, so no restart loop), and joyedge-notice — only then — serves the reason on the kiosk port."""
+    for name in ("joyedge-run.service", "joyedge-sync.service", "joyedge-admin.service"):
+        unit = _unit(name)["Unit"]
+        assert unit["ConditionPathExists"] == "/etc/joyedge/device.toml", name
+        assert "joyedge-firstboot.service" in unit["After"].split(), name
+    notice = _unit("joyedge-notice.service")
+    assert notice["Unit"]["ConditionPathExists"] == "!/etc/joyedge/device.toml"
+    assert "joyedge-firstboot.service" in notice["Unit"]["After"].split()
+    assert "joyedge-run.service" in notice["Unit"]["Conflicts"].split()
+    argv = shlex.split(notice["Service"]["ExecStart"])
+    assert argv[1] == "firstboot-notice" and argv[argv.index("--port") + 1] == "8080"
+    assert "joyedge-notice.service" in _unit("joyedge-firstboot.service")["Unit"]["Before"].split()
