@@ -151,7 +151,10 @@
 
   function renderRefunding(rf) {
     // The sale of a scanned receipt: its lines (tick the returned ones) or an amount from the keypad.
+    // While one is open the panel takes the sale-entry area's place (pos.css: body[data-refunding]),
+    // so the preview and its confirm stay on screen next to the keypad without scrolling.
     $("refunding").hidden = !rf;
+    document.body.dataset.refunding = String(Boolean(rf));
     if (!rf) return;
     setText("rf-receipt", rf.receipt);
     setText("rf-paid", rf.paid);

@@ -9,7 +9,8 @@ ticks a second item, switches to English and confirms
 THEN before each confirm the preview shows the refund, the discount kept back and why, the coupon's
 fate, the points taken back and what is left — and those are exactly what the slip prints and the cloud
 books (refund rows, the coupon given back once, the member's points after sync); the 10.00 refund
-disables the confirm with the reason; the keypad says it is money paid; touch targets are ≥ 48 px.
+disables the confirm with the reason; the keypad says it is money paid; touch targets are ≥ 48 px; the
+preview and its confirm lie inside a 1280×900 and a 1024×768 screen without scrolling, in both languages.
 """
 
 from __future__ import annotations
@@ -93,6 +94,30 @@ def _touch_ok(page: Page, selector: str) -> None:
     assert box is not None and box["width"] >= 48 and box["height"] >= 48, (selector, box)
 
 
+def _confirm_in_view(page: Page, shot: str = "") -> None:
+    """The refund's confirm buttons and its preview lie inside the viewport with nothing scrolled (the
+    page nor its main area: only the sale's line list may scroll, inside its own box)."""
+    size = page.viewport_size
+    assert size is not None
+    scrolled = page.evaluate("() => [window.scrollY, document.querySelector('main').scrollTop]")
+    assert scrolled == [0, 0], (size, scrolled)
+    for selector in ("#rf-amount", "#rf-lines-go", "#rf-close", "#rf-preview"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["y"] >= 0, (size, selector, box)
+        assert box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"], (
+            size, selector, box)
+    if shot:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"pos-refund-{shot}-{size['width']}x{size['height']}.png"))
+
+
+def _fits_both_screens(page: Page, lang: str) -> None:
+    """The refund flow on a 1280×900 and on a 1024×768 cashier screen, then back to 1280×900."""
+    for width, height in ((1024, 768), (1280, 900)):
+        page.set_viewport_size({"width": width, "height": height})
+        _confirm_in_view(page, shot=f"fits-{lang}")
+
+
 def test_the_preview_is_what_the_slip_and_the_cloud_then_show(counter, cloud, tmp_path, screens, page: Page):
     cfg_file, app, member, coupon = counter
     kiosk = screens
@@ -122,6 +147,7 @@ def test_the_preview_is_what_the_slip_and_the_cloud_then_show(counter, cloud, tm
         _type(page, PRICE)
         expect(page.locator("#rf-hint")).to_be_visible(timeout=TIMEOUT_MS)
         expect(page.locator("#rf-hint-text")).to_contain_text(f"标价 ¥{yuan(PRICE)}，按实付分摊应退 ¥{yuan(share)}")
+        _confirm_in_view(page)  # the hint's extra row still leaves the confirm on screen
         _touch_ok(page, "#rf-hint-use")
         page.click("#rf-hint-use")
         expect(page.locator("#entry")).to_have_text(yuan(share))
@@ -168,6 +194,8 @@ def test_the_preview_is_what_the_slip_and_the_cloud_then_show(counter, cloud, tm
         assert pv2 == {"refund": yuan(net), "clawback": yuan(clawback), "points": str(back),
                        "left": yuan(paid - share - net)}, pv2
         assert paid - share - net == PRICE  # what is left is the kept item at full price
+        # The tallest preview (figures, why, the coupon) with its confirm fits the screen, no scrolling.
+        _fits_both_screens(page, "zh")
 
         # The English side says the same; the controls are touch-sized.
         page.click("#lang")
@@ -177,6 +205,7 @@ def test_the_preview_is_what_the_slip_and_the_cloud_then_show(counter, cloud, tm
         expect(page.locator("#rf-amount")).to_have_text("Refund this paid amount")
         for selector in ("#rf-amount", "#rf-lines-go", "#rf-close", "#lang", ".rf-line label >> nth=1"):
             _touch_ok(page, selector)
+        _fits_both_screens(page, "en")
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator("#refunding").screenshot(path=str(ARTIFACTS / "pos-refund-preview.png"))
         assert _box(page) == pv2
