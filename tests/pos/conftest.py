@@ -10,7 +10,9 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,6 +137,43 @@ def face_depth(shape: tuple[int, int], box, nose, relief_mm: float = 25.0, dist_
         depth -= relief_mm * np.exp(-(((xs - nose[0]) / sx) ** 2 + ((ys - nose[1]) / sy) ** 2))
     rng = np.random.default_rng(1)
     return (depth + rng.normal(0, 1.0, size=(h, w))).astype(np.uint16)
+
+
+@contextlib.contextmanager
+def counter_app(cfg: Any, publish: Callable[[str, dict[str, Any]], None], **kw: Any) -> Iterator[Any]:
+    """A π-POS app of the enrolled device `cfg` on a fake camera, its gallery loaded from the replica;
+    its payment channel and replica closed on exit. `kw` goes to `build_pos_app` (depth, actions)."""
+    from device.pos.build import build_pos_app, connect_gateway
+    from drivers.camera.fake import FakeCamera
+
+    gateway = connect_gateway(cfg)
+    try:
+        app = build_pos_app(cfg, publish=publish, camera=FakeCamera([]), fake_hardware=True, gateway=gateway, **kw)
+    except BaseException:
+        gateway.close()
+        raise
+    app.identifier.gallery.refresh_from(app.replica, None)
+    try:
+        yield app
+    finally:
+        gateway.close()
+        app.replica.close()
+
+
+@contextlib.contextmanager
+def served_screens(app: Any) -> Iterator[Any]:
+    """The counter's cashier screen served by a kiosk server; the app publishes to it until exit, when
+    the server is stopped and its threads joined."""
+    from kiosk_ui.server import KioskServer
+
+    kiosk = KioskServer(port=0).start()
+    kiosk.on_action("pos-cashier", app.on_action("pos-cashier"))
+    app.publish = kiosk.publish
+    try:
+        yield kiosk
+    finally:
+        app.publish = lambda view, model: None
+        kiosk.stop()
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ redemption (the mini-program) ends the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -28,10 +29,7 @@ from cloud_stub.marketing import redeem
 from cloud_stub.storage import SqliteStorage
 from device.config import load_config
 from device.pos import reconcile, store
-from device.pos.build import build_pos_app, connect_gateway
-from drivers.camera.fake import FakeCamera
-from kiosk_ui.server import KioskServer
-from tests.pos.conftest import BIN, cli, enroll_device, push_unsettled
+from tests.pos.conftest import BIN, cli, counter_app, enroll_device, push_unsettled, served_screens
 from tests.pos.test_offline_refund_audit import _NoDepth, _pay
 
 TIMEOUT_MS = 15_000
@@ -65,35 +63,20 @@ def counters(cloud, tmp_path_factory):
     member = cloud.member("intel_head_pose")["member_id"]
     _issue(cloud, member, f"{member}-dr1", "满100减10券", 1000, 10000)  # at least one coupon both can use
     made = []
-    try:
+    with contextlib.ExitStack() as stack:
         for _counter in ("A", "B"):
             cfg_file = enroll_device(cloud, root, "pos-flagship")
-            cfg = load_config(cfg_file)
-            gateway = connect_gateway(cfg)
-            app = build_pos_app(cfg, publish=lambda view, model: None, camera=FakeCamera([]), depth=_NoDepth(),
-                                fake_hardware=True, gateway=gateway)
-            app.identifier.gallery.refresh_from(app.replica, None)
+            app = stack.enter_context(counter_app(load_config(cfg_file), lambda view, model: None, depth=_NoDepth()))
             assert app.refresh_credit(force=True) >= 1
-            made.append((cfg_file, app, gateway))
-        yield {"A": made[0][:2], "B": made[1][:2], "member": member}
-    finally:
-        for _, app, gateway in made:
-            gateway.close()
-            app.replica.close()
+            made.append((cfg_file, app))
+        yield {"A": made[0], "B": made[1], "member": member}
 
 
 @pytest.fixture
 def b_screens(counters):
     """B's screens served by a kiosk server for this test (stopped, its threads joined, afterwards)."""
-    _, b = counters["B"]
-    kiosk = KioskServer(port=0).start()
-    kiosk.on_action("pos-cashier", b.on_action("pos-cashier"))
-    b.publish = kiosk.publish
-    try:
+    with served_screens(counters["B"][1]) as kiosk:
         yield kiosk
-    finally:
-        b.publish = lambda view, model: None
-        kiosk.stop()
 
 
 def sale_b_store(app) -> str:

@@ -15,10 +15,9 @@ from PIL import Image, ImageSequence
 
 import device.pos.face as face_mod
 from device.config import load_config
-from device.pos.build import build_pos_app, connect_gateway
 from drivers.camera.fake import FakeCamera
 from drivers.camera.replay import decode_still
-from tests.pos.conftest import enroll_device
+from tests.pos.conftest import counter_app, enroll_device
 from tests.pos.test_pay_by_face import MEMBER_PHOTO, Screens
 
 GIF = "video/intel_head-pose-face-detection-female.gif"
@@ -28,13 +27,8 @@ GIF = "video/intel_head-pose-face-detection-female.gif"
 def mobile(cloud, tmp_path_factory):
     root = tmp_path_factory.mktemp("mobile")
     cfg = load_config(enroll_device(cloud, root, "pos-mobile"))
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=Screens(), camera=FakeCamera([]), fake_hardware=True, gateway=gateway,
-                        actions=["turn_left", "turn_right"])
-    app.identifier.gallery.refresh_from(app.replica, None)
-    yield app
-    gateway.close()
-    app.replica.close()
+    with counter_app(cfg, Screens(), actions=["turn_left", "turn_right"]) as app:
+        yield app
 
 
 def _start(app, frames):

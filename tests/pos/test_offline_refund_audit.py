@@ -9,10 +9,8 @@ import pytest
 
 from device.config import load_config
 from device.pos import store
-from device.pos.build import build_pos_app, connect_gateway
 from device.pos.receipt import qr_text
-from drivers.camera.fake import FakeCamera
-from tests.pos.conftest import cli, enroll_device
+from tests.pos.conftest import cli, counter_app, enroll_device
 from tests.pos.test_pay_by_face import MEMBER_PHOTO, Screens, _attempt
 
 
@@ -20,14 +18,8 @@ from tests.pos.test_pay_by_face import MEMBER_PHOTO, Screens, _attempt
 def pos(cloud, tmp_path_factory):
     root = tmp_path_factory.mktemp("pos-offline")
     cfg_file = enroll_device(cloud, root, "pos-flagship")
-    cfg = load_config(cfg_file)
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=Screens(), camera=FakeCamera([]), depth=None or _NoDepth(),
-                        fake_hardware=True, gateway=gateway)
-    app.identifier.gallery.refresh_from(app.replica, None)
-    yield cfg_file, app
-    gateway.close()
-    app.replica.close()
+    with counter_app(load_config(cfg_file), Screens(), depth=_NoDepth()) as app:
+        yield cfg_file, app
 
 
 class _NoDepth:

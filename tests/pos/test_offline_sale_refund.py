@@ -21,11 +21,9 @@ import pytest
 
 from device.config import load_config
 from device.pos import store
-from device.pos.build import build_pos_app, connect_gateway
 from device.pos.payment import PaymentError
 from device.pos.receipt import qr_text
-from drivers.camera.fake import FakeCamera
-from tests.pos.conftest import cli, enroll_device, push_unsettled
+from tests.pos.conftest import cli, counter_app, enroll_device, push_unsettled
 from tests.pos.test_offline_refund_audit import _NoDepth, _pay
 from tests.pos.test_pay_by_face import Screens
 
@@ -52,15 +50,9 @@ os.kill(os.getpid(), signal.SIGKILL)
 def pos(cloud, tmp_path_factory):
     root = tmp_path_factory.mktemp("pos-offline-refund")
     cfg_file = enroll_device(cloud, root, "pos-flagship")
-    cfg = load_config(cfg_file)
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=Screens(), camera=FakeCamera([]), depth=_NoDepth(), fake_hardware=True,
-                        gateway=gateway)
-    app.identifier.gallery.refresh_from(app.replica, None)
-    assert app.refresh_credit(force=True) >= 1
-    yield cfg_file, app
-    gateway.close()
-    app.replica.close()
+    with counter_app(load_config(cfg_file), Screens(), depth=_NoDepth()) as app:
+        assert app.refresh_credit(force=True) >= 1
+        yield cfg_file, app
 
 
 def _offline_sale(app, cloud, tmp_path, cents: int) -> dict:

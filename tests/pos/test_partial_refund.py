@@ -24,11 +24,9 @@ import kiosk_ui.server as server_mod
 from api.v1 import crm_pb2
 from device.config import load_config
 from device.pos import store
-from device.pos.build import build_pos_app, connect_gateway
 from device.pos.refund_rules import line_shares, plan, points_back
 from drivers.camera.fake import FakeCamera
-from kiosk_ui.server import KioskServer
-from tests.pos.conftest import app_loop, cli, enroll_device
+from tests.pos.conftest import app_loop, cli, counter_app, enroll_device, served_screens
 from tests.pos.test_double_redemption import _issue
 from tests.pos.test_offline_refund_audit import _NoDepth
 from tests.pos.test_pay_by_face import MEMBER_PHOTO, NpyDepthReplay, _depth_dir, decode_still
@@ -76,31 +74,16 @@ def counter(cloud, tmp_path_factory):
     coupon = f"{member}-pr-{int(time.time())}"
     _issue(cloud, member, coupon, "满200减50券", VALUE, THRESHOLD)
     cfg_file = enroll_device(cloud, root, "pos-flagship")  # syncs once: the coupon is in the replica
-    cfg = load_config(cfg_file)
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=lambda view, model: None, camera=FakeCamera([]), depth=_NoDepth(),
-                        fake_hardware=True, gateway=gateway)
-    app.identifier.gallery.refresh_from(app.replica, None)
-    app.catalog = {f"690000000000{n}": (f"衬衫{n}", PRICE) for n in range(3)}
-    try:
+    with counter_app(load_config(cfg_file), lambda view, model: None, depth=_NoDepth()) as app:
+        app.catalog = {f"690000000000{n}": (f"衬衫{n}", PRICE) for n in range(3)}
         yield cfg_file, app, member, coupon
-    finally:
-        gateway.close()
-        app.replica.close()
 
 
 @pytest.fixture
 def screens(counter):
     """The counter's screens served for this test (stopped, its threads joined, afterwards)."""
-    app = counter[1]
-    kiosk = KioskServer(port=0).start()
-    kiosk.on_action("pos-cashier", app.on_action("pos-cashier"))
-    app.publish = kiosk.publish
-    try:
+    with served_screens(counter[1]) as kiosk:
         yield kiosk
-    finally:
-        app.publish = lambda view, model: None
-        kiosk.stop()
 
 
 def _pay_three_items(app, tmp_path) -> dict:

@@ -17,12 +17,11 @@ import pytest
 from device.config import load_config
 from device.demo import BUILTIN_CAST, BUILTIN_STRANGERS
 from device.pos import store
-from device.pos.build import build_pos_app, connect_gateway
 from device.pos.receipt import qr_text
 from drivers.camera.depth import NpyDepthReplay
 from drivers.camera.fake import FakeCamera
 from drivers.camera.replay import decode_still
-from tests.pos.conftest import cli, enroll_device, face_depth
+from tests.pos.conftest import cli, counter_app, enroll_device, face_depth
 
 MEMBER_PHOTO = BUILTIN_CAST / "intel_head_pose" / "frame_21.jpg"
 STRANGER_PHOTO = BUILTIN_STRANGERS / "intel_walker_man_34.jpg"
@@ -62,13 +61,8 @@ def flagship(cloud, tmp_path_factory):
     root = tmp_path_factory.mktemp("flagship")
     cfg = load_config(enroll_device(cloud, root, "pos-flagship"))
     screens = Screens()
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=screens, camera=FakeCamera([]), depth=NpyDepthReplay(root, loop=True),
-                        fake_hardware=True, gateway=gateway)
-    app.identifier.gallery.refresh_from(app.replica, None)
-    yield cfg, app, screens, root
-    gateway.close()
-    app.replica.close()
+    with counter_app(cfg, screens, depth=NpyDepthReplay(root, loop=True)) as app:
+        yield cfg, app, screens, root
 
 
 def _attempt(app, tmp_path, photo, relief_mm, amount_cents=12800):

@@ -22,10 +22,8 @@ import pytest
 from api.v1 import crm_pb2, marketing_pb2
 from device.config import load_config
 from device.pos import store
-from device.pos.build import build_pos_app, connect_gateway
 from device.pos.receipt import qr_text
-from drivers.camera.fake import FakeCamera
-from tests.pos.conftest import cli, enroll_device, push_unsettled, retire_coupon
+from tests.pos.conftest import cli, counter_app, enroll_device, push_unsettled, retire_coupon
 from tests.pos.test_double_redemption import _issue
 from tests.pos.test_offline_refund_audit import _NoDepth, _pay
 from tests.pos.test_pay_by_face import Screens
@@ -43,17 +41,11 @@ def pos(cloud, tmp_path_factory):
     stamp = int(time.time())
     coupons = {title: (f"{member}-rc{value}-{stamp}", value) for title, value in (OFFLINE_COUPON, WAITING_COUPON)}
     cfg_file = enroll_device(cloud, root, "pos-flagship")
-    cfg = load_config(cfg_file)
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=Screens(), camera=FakeCamera([]), depth=_NoDepth(), fake_hardware=True,
-                        gateway=gateway)
-    app.identifier.gallery.refresh_from(app.replica, None)
-    assert app.refresh_credit(force=True) >= 1
     try:
-        yield cfg_file, app, member, {title: cid for title, (cid, _) in coupons.items()}
+        with counter_app(load_config(cfg_file), Screens(), depth=_NoDepth()) as app:
+            assert app.refresh_credit(force=True) >= 1
+            yield cfg_file, app, member, {title: cid for title, (cid, _) in coupons.items()}
     finally:
-        gateway.close()
-        app.replica.close()
         for title, (cid, value) in coupons.items():
             retire_coupon(cloud, member, cid, title, value, THRESHOLD)
 

@@ -24,11 +24,8 @@ from playwright.sync_api import Page, expect
 import kiosk_ui.server as server_mod
 from api.v1 import crm_pb2
 from device.config import load_config
-from device.pos.build import build_pos_app, connect_gateway
 from device.pos.receipt import yuan
-from drivers.camera.fake import FakeCamera
-from kiosk_ui.server import KioskServer
-from tests.pos.conftest import app_loop, cli, enroll_device, retire_coupon
+from tests.pos.conftest import app_loop, cli, counter_app, enroll_device, retire_coupon, served_screens
 from tests.pos.test_double_redemption import _issue
 from tests.pos.test_offline_refund_audit import _NoDepth
 from tests.pos.test_partial_refund import _pay_three_items
@@ -51,32 +48,19 @@ def counter(cloud, tmp_path_factory):
     coupon = f"{member}-pv-{int(time.time())}"
     _issue(cloud, member, coupon, TITLE, VALUE, THRESHOLD)
     cfg_file = enroll_device(cloud, root, "pos-flagship")
-    cfg = load_config(cfg_file)
-    gateway = connect_gateway(cfg)
-    app = build_pos_app(cfg, publish=lambda view, model: None, camera=FakeCamera([]), depth=_NoDepth(),
-                        fake_hardware=True, gateway=gateway)
-    app.identifier.gallery.refresh_from(app.replica, None)
-    app.catalog = {f"690000000001{n}": (f"外套{n}", PRICE) for n in range(3)}
     try:
-        yield cfg_file, app, member, coupon
+        with counter_app(load_config(cfg_file), lambda view, model: None, depth=_NoDepth()) as app:
+            app.catalog = {f"690000000001{n}": (f"外套{n}", PRICE) for n in range(3)}
+            yield cfg_file, app, member, coupon
     finally:
-        gateway.close()
-        app.replica.close()
         retire_coupon(cloud, member, coupon, TITLE, VALUE, THRESHOLD)
 
 
 @pytest.fixture
 def screens(counter):
     """The counter's screens served for this test (stopped, its threads joined, afterwards)."""
-    app = counter[1]
-    kiosk = KioskServer(port=0).start()
-    kiosk.on_action("pos-cashier", app.on_action("pos-cashier"))
-    app.publish = kiosk.publish
-    try:
+    with served_screens(counter[1]) as kiosk:
         yield kiosk
-    finally:
-        app.publish = lambda view, model: None
-        kiosk.stop()
 
 
 def _box(page: Page) -> dict[str, str]:
