@@ -170,14 +170,6 @@ class Gallery:
         compact = self._compact
         return compact.nbytes if compact is not None else 0
 
-    def warm(self) -> bool:
-        """Build the int8 copy of the current matrix now (if the gallery is large enough); True when one is ready."""
-        with self._lock:
-            matrix = self._matrix
-        if self._scan_min_rows is None or len(matrix) < self._scan_min_rows or not len(matrix):
-            return False
-        return self._build(matrix) is not None
-
     def _compact_for(self, matrix: np.ndarray) -> CompactCopy | None:
         """The int8 copy of `matrix`: built on first use, or (background mode) None until a thread has built it."""
         compact = self._compact

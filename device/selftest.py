@@ -34,13 +34,17 @@ class CheckRow:
     accelerator_reason: str = ""  # models: why the Edge TPU is not used (full text; said once in the summary)
 
 
-def _probe_camera(p: Peripheral) -> tuple[Status, str]:
-    cam = p.device
+def _read_one(cam: Any) -> Any:
+    """Open a camera (colour or depth), read one frame, close it; the frame or None."""
     cam.open()
     try:
-        frame = cam.read()
+        return cam.read()
     finally:
         cam.close()
+
+
+def _probe_camera(p: Peripheral) -> tuple[Status, str]:
+    frame = _read_one(p.device)
     if frame is None:
         return "degraded", "opened but delivered no frame"
     h, w = frame.image.shape[:2]
@@ -48,12 +52,7 @@ def _probe_camera(p: Peripheral) -> tuple[Status, str]:
 
 
 def _probe_depth(p: Peripheral) -> tuple[Status, str]:
-    cam = p.device
-    cam.open()
-    try:
-        frame = cam.read()
-    finally:
-        cam.close()
+    frame = _read_one(p.device)
     if frame is None:
         return "degraded", "opened but delivered no depth frame"
     ratio = frame.valid_ratio()

@@ -14,12 +14,12 @@ registered and reachable; decommissioning is `joyedge-cloud ca revoke --device I
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from api.pki import write_private
 from device.config import DeviceConfig, load_config
 from device.errors import ConfigError, DeviceError
 
@@ -89,20 +89,6 @@ def _is_table_array(v: Any) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def set_config(path: Path, settings: Sequence[tuple[str, str]]) -> DeviceConfig:
     """Apply `settings` to the device file at `path` if the result validates; the new config.
 
@@ -124,7 +110,7 @@ def set_config(path: Path, settings: Sequence[tuple[str, str]]) -> DeviceConfig:
     text = dump_toml(data)
     tmp = path.with_name(f".{path.name}.check.toml")
     try:
-        _write_atomic(tmp, text)
+        write_private(tmp, text.encode("utf-8"))
         cfg = load_config(tmp)
     except ConfigError as err:
         raise AdminError(str(err).replace(str(tmp), str(path))) from err
@@ -133,7 +119,7 @@ def set_config(path: Path, settings: Sequence[tuple[str, str]]) -> DeviceConfig:
     prev = path.with_name(path.name + ".prev")
     try:
         prev.write_bytes(path.read_bytes())
-        _write_atomic(path, text)
+        write_private(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o777)  # keeps the file's mode
     except OSError as err:
         raise AdminError(f"cannot write {path}: {err.strerror}") from err
     return cfg
