@@ -133,12 +133,28 @@ class InferenceConfig(_Strict):
     threads: int = Field(default=1, ge=1, le=8)
 
 
+class ImpostorTailConfig(_Strict):
+    # Exponential tail of single-pair impostor scores (device/open_set.py). The defaults are fitted on
+    # every labelled and crowd face of ../shared/data (bench/gallery_scaling.py); `joyedge eval
+    # calibrate` prints a site's own.
+    u: float = Field(default=0.8914, ge=-1, lt=1)
+    p_u: float = Field(default=0.02, gt=0, le=1)
+    beta: float = Field(default=0.0093, gt=0, lt=1)
+
+
 class IdentityConfig(_Strict):
     # Cosine similarity of L2-normalised dlib embeddings. Calibrated on LFW (see ARCHITECTURE.md);
     # `joyedge eval calibrate` will replace the guesswork per site.
     match_threshold: float = Field(default=0.93, gt=0, lt=1)
     payment_threshold: float = Field(default=0.95, gt=0, lt=1)
     min_margin: float = Field(default=0.02, ge=0, lt=1)
+    # The share of strangers the whole gallery may greet as somebody (mirror) or let skip the phone
+    # digits (π-POS): the greeting and payment thresholds rise with the number of templates so that
+    # this holds (device/open_set.py). scale_with_gallery = false keeps the fixed thresholds above.
+    greeting_fpir: float = Field(default=0.01, gt=0, lt=1)
+    payment_fpir: float = Field(default=0.001, gt=0, lt=1)
+    scale_with_gallery: bool = True
+    impostor_tail: ImpostorTailConfig = ImpostorTailConfig()
 
 
 class SyncConfig(_Strict):

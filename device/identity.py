@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from device.gallery import Gallery
+from device.open_set import OpenSetPolicy, Thresholds
 from sync.replica import Replica
 
 
@@ -24,6 +25,9 @@ class Decision:
     margin: float
     template_id: str = ""  # the template that matched (or came closest)
     candidate: str | None = None  # the best member even when rejected, for feedback and logs
+    # Accepted, but under the gallery-size greeting threshold (device/open_set.py): a second factor
+    # (the phone's last four digits) must confirm it before anything personal is shown.
+    confirm: bool = False
 
 
 @dataclass
@@ -56,17 +60,26 @@ NOT_ME_FLOOR = 0.5
 class Identifier:
     """Applies threshold and margin to gallery candidates.
 
-    ``threshold`` is the open-set match threshold (greeting); ``payment_threshold`` is the stricter
-    one used when ``decide(..., payment=True)``. Both come from `joyedge eval calibrate`.
+    ``threshold`` is the open-set match threshold; ``payment_threshold`` is the stricter one used when
+    ``decide(..., payment=True)``. Both come from `joyedge eval calibrate`. With a ``policy`` the
+    greeting and payment thresholds rise with the gallery's size (`thresholds()`); an accepted match
+    under the greeting threshold comes back with ``confirm`` set.
     """
 
     def __init__(
-        self, gallery: Gallery, *, threshold: float, min_margin: float, payment_threshold: float | None = None
+        self, gallery: Gallery, *, threshold: float, min_margin: float, payment_threshold: float | None = None,
+        policy: OpenSetPolicy | None = None,
     ) -> None:
         self.gallery = gallery
         self.threshold = threshold
         self.min_margin = min_margin
         self.payment_threshold = max(threshold, payment_threshold if payment_threshold is not None else threshold)
+        self.policy = policy or OpenSetPolicy(None, match_threshold=threshold, payment_threshold=self.payment_threshold,
+                                              greeting_fpir=1.0, payment_fpir=1.0)
+
+    def thresholds(self) -> Thresholds:
+        """The thresholds in force for the gallery as it is now."""
+        return self.policy.thresholds(self.gallery.template_count)
 
     def decide(self, embedding: np.ndarray, payment: bool = False) -> Decision:
         """Accept the best candidate, or return an unknown decision."""
@@ -76,9 +89,11 @@ class Identifier:
         best = candidates[0]
         runner_up = candidates[1].score if len(candidates) > 1 else -1.0
         margin = best.score - runner_up
-        threshold = self.payment_threshold if payment else self.threshold
+        limits = self.thresholds()
+        threshold = limits.payment if payment else self.threshold
         if best.score >= threshold and margin >= self.min_margin:
-            return Decision(best.member_id, best.score, margin, best.template_id, best.member_id)
+            return Decision(best.member_id, best.score, margin, best.template_id, best.member_id,
+                            confirm=best.score < limits.greet)
         return Decision(None, best.score, margin, best.template_id, best.member_id)
 
     def not_me(self, decision: Decision, replica: Replica) -> float | None:
