@@ -59,8 +59,7 @@ class PosApp(RefundActions):
         store.ensure_schema(replica)
         self.audit = AuditLog(replica)
         self.checkout = Checkout(replica=replica, audit=self.audit, gateway=gateway, device_id=device_id,
-                                 store_id=store_id, policy=Policy(identifier.threshold, identifier.payment_threshold,
-                                                                  identifier.min_margin))
+                                 store_id=store_id, policy=self._policy())
         self.actions: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.offline = gateway is None
         self.refund_message = ""
@@ -234,8 +233,15 @@ class PosApp(RefundActions):
         co = self.checkout
         result = self.face.run(self.camera, cancelled=lambda: self._cancel_face.is_set() or co.state != "face",
                                on_prompt=lambda action: (co.set_challenge(action), self.refresh_screens()))
+        co.policy = self._policy()  # the gallery may have grown since the last sale (sync)
         co.face_result(result)
         self.refresh_screens()
+
+    def _policy(self) -> Policy:
+        # The payment threshold rises with the gallery (device/open_set.py): at a large site a face
+        # alone seldom clears it, and the customer is asked for the phone's last four digits.
+        limits = self.identifier.thresholds()
+        return Policy(limits.base, limits.payment, self.identifier.min_margin)
 
     def step(self) -> None:
         """One turn of the loop: queued actions, a pending face step, scans, idle work."""

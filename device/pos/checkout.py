@@ -174,7 +174,8 @@ class Checkout:
             close = [c for c in result.candidates
                      if c.score >= p.match_threshold and best is not None and best.score - c.score < CLOSE_MARGIN]
             entry = {"sale_id": self.sale_id, "key": self.key, "liveness": result.live, "method": result.method,
-                     "detail": result.detail, "candidates": [[c.member_id, round(c.score, 4)] for c in result.candidates[:3]]}
+                     "detail": result.detail, "candidates": [[c.member_id, round(c.score, 4)] for c in result.candidates[:3]],
+                     "thresholds": [round(p.match_threshold, 4), round(p.payment_threshold, 4)]}
             if not result.live:
                 return self._refuse("face", entry, "活体检测未通过 · liveness check failed")
             # A runner-up above the match threshold within CLOSE_MARGIN (> min_margin) is in `close`, so

@@ -147,3 +147,32 @@ def test_wrong_person_does_not_pay(flagship, cloud, tmp_path):
     assert app.checkout.state == "refused", app.checkout.outcome()
     app.handle("pos-customer", {"action": "confirm"})
     assert (cloud.query("SELECT count(*) FROM payments")[0][0], len(store.sales(app.replica))) == before
+
+
+def test_large_gallery_asks_for_the_phone_digits_before_paying(flagship, cloud, tmp_path):
+    """At a site with thousands of consenting members a face alone seldom clears the payment threshold:
+    the same member, the same photo, who pays on the face alone at a small site is asked for the phone
+    digits once the gallery is large (device/open_set.py), and the audit entry records the threshold."""
+    _, app, _, _ = flagship
+    member = cloud.member("intel_head_pose")
+    small = app.identifier.thresholds()
+    rng = np.random.default_rng(11)
+    padding = [(f"pad-member-{i}", v, 1.0, f"pad-template-{i}") for i, v in enumerate(rng.normal(size=(3_000, 128)))]
+    gallery = app.identifier.gallery
+    gallery.apply_delta(padding)  # made-up members in random directions: they never match, they only count
+    try:
+        large = app.identifier.thresholds()
+        assert large.payment > small.payment and large.templates == small.templates + 3_000
+        assert _attempt(app, tmp_path, MEMBER_PHOTO, relief_mm=25.0) == "phone"
+        face = app.audit.entries("face")[-1]["data"]
+        score = face["candidates"][0][1]
+        assert face["candidates"][0][0] == member["member_id"] and face["decision"] == "phone"
+        assert face["thresholds"] == [round(large.base, 4), round(large.payment, 4)]
+        assert small.payment <= score < large.payment  # enough at a small site, not at a large one
+        phone = app.replica.member(member["member_id"])["phone_last4"]
+        app.handle("pos-customer", {"action": "phone", "digits": phone})
+        assert app.checkout.state == "confirm"  # the digits, not the face alone, settled it
+    finally:
+        gallery.apply_delta([], removed=[row[3] for row in padding])
+        app.handle("pos-cashier", {"action": "new"})
+    assert app.identifier.thresholds() == small
