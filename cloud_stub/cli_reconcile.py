@@ -9,13 +9,20 @@ here the operator sees every one of the mall with its sale (from the redemption 
 device, store, member (name masked), amount and state, and closes it with a note once settled. The
 operator's state lives in `reconcile_closures` (this module's table, made by the schema migrations; one row per
 closed compensation, so a second close is refused instead of overwriting the first note).
+
+The counter and the operator close the same item, each seeing the other's close (ARCHITECTURE.md, π-POS):
+- counter → cloud: the cashier's 已补收 is a `ReconciliationEvent`; `device_events` applies it through
+  `close_at_counter` (note `COUNTER_NOTE`), only from the device the compensation was issued to; a close
+  already there (the operator was first) stays as it was and the event is answered DUPLICATE;
+- cloud → counter: every Pull names the compensations the device still shows open and `closures_for`
+  answers the closed ones, which the counter then closes as "closed by operator: <note>".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -23,6 +30,11 @@ from cloud_stub.storage import Storage, now_ms
 
 COUPON_KINDS = ("coupon_double_redemption", "coupon_invalid")
 MAX_NOTE = 500
+#: The closing note of a difference the cashier collected at the counter (ReconciliationEvent).
+COUNTER_NOTE = "已在收银台补收 · collected at counter {device} ({by})"
+#: Most compensation ids one Pull may ask about (PullRequest.open_compensation_ids); the device sends
+#: its newest open ones, so a longer list is a device bug, refused rather than answered in part.
+MAX_ASKED = 200
 
 
 def mask(name: str) -> str:
@@ -73,6 +85,41 @@ def close(storage: Storage, compensation_id: str, note: str) -> dict[str, Any]:
             raise ConflictError(f"{compensation_id} was closed already: {old[0]}")
         conn.execute("INSERT INTO reconcile_closures VALUES (?, ?, ?)", (compensation_id, note, now_ms()))
     return {"id": compensation_id, "state": "closed", "note": note}
+
+
+def close_at_counter(conn: Any, *, compensation_id: str, device_id: str, by: str, at_ms: int) -> str:
+    """Inside an open cloud transaction: close a flagged sale the cashier settled at the counter.
+
+    Returns "" when it is closed by this call (or was, by the same close, before a lost ack), else
+    why the close already there was kept (the operator was first). The caller has checked that the
+    compensation was issued to `device_id` (services/binding.EVENT_OWNERS)."""
+    comp = conn.execute("SELECT kind FROM compensations WHERE event_id = ?", (compensation_id,)).fetchone()
+    if comp is None or comp[0] not in COUPON_KINDS:
+        raise InvalidRequestError(f"{compensation_id!r} is not a flagged sale; nothing to close at the counter")
+    note = COUNTER_NOTE.format(device=device_id, by=by or "cashier")[:MAX_NOTE]
+    old = conn.execute("SELECT note FROM reconcile_closures WHERE compensation_id = ?", (compensation_id,)).fetchone()
+    if old is None:
+        conn.execute("INSERT INTO reconcile_closures VALUES (?, ?, ?)", (compensation_id, note, at_ms))
+        return ""
+    return "" if old[0] == note else f"closed already in the cloud: {old[0]}"
+
+
+def closures_for(storage: Storage, device_id: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Of the compensation `ids` a device asks about, the closed ones that were issued to that device
+    (id, note, closed_at_ms), in the order asked; other devices' ids are answered as if open."""
+    if len(ids) > MAX_ASKED:
+        raise InvalidRequestError(f"at most {MAX_ASKED} open compensations per pull, got {len(ids)}")
+    if not ids:
+        return []
+    wanted = list(dict.fromkeys(ids))
+    marks = ",".join("?" * len(wanted))
+    with storage.transaction("reconcile closures", write=False) as conn:
+        rows = conn.execute(
+            "SELECT k.compensation_id, k.note, k.closed_at_ms FROM reconcile_closures k JOIN compensations c"
+            f" ON c.event_id = k.compensation_id WHERE c.device_id = ? AND k.compensation_id IN ({marks})",
+            (device_id, *wanted)).fetchall()
+    found = {r[0]: {"compensation_id": r[0], "note": r[1], "closed_at_ms": int(r[2])} for r in rows}
+    return [found[i] for i in wanted if i in found]
 
 
 def add_reconcile_commands(sub: argparse._SubParsersAction, db_arg: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -5,16 +5,17 @@ Exactly once
     device got. A known id is answered from that row (DUPLICATE, or REJECTED with the same reason)
     and changes nothing. A new event's effect goes through the domain module that owns it, keyed by
     an id derived from the event (points entry_id = event id, payment txn_id, redemption_id,
-    consent_id, template_id); those calls are idempotent on their key. So if the cloud dies between
-    a domain write and the `device_events` row, the retry finds the domain row and records the ack
-    without a second effect. Visits, "not me" feedback and traffic counts have no domain module: they
+    consent_id, template_id, the compensation a counter closed); those calls are idempotent on their
+    key. So if the cloud dies between a domain write and the `device_events` row, the retry finds the
+    domain row and records the ack without a second effect. Visits, "not me" feedback and traffic counts have no domain module: they
     are written in the same transaction as their `device_events` rows (INSERT OR IGNORE, so two
     concurrent retries of one push cannot double them either).
 
 Rejection
     An event that can never apply (unknown member, member of another site, a template without a
     consent, an implausible time, a points spend beyond the balance, an enrollment whose membership
-    QR does not hold — `member_qr.check_enrollment`) gets REJECTED with the reason;
+    QR does not hold — `member_qr.check_enrollment`, a reconciliation of a compensation issued to
+    another device — `services/binding.event_refusal`) gets REJECTED with the reason;
     the device quarantines it and the queue moves on. A busy or failing database fails the whole
     push (UNAVAILABLE/INTERNAL): nothing is acked, the device retries.
 
@@ -31,9 +32,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.v1 import marketing_pb2, sync_pb2
-from cloud_stub import crm, member_qr, payment, validate
+from cloud_stub import cli_reconcile, crm, member_qr, payment, validate
 from cloud_stub.errors import ConflictError, InvalidRequestError, NotFoundError
 from cloud_stub.marketing import redeem
+from cloud_stub.services import binding
 from cloud_stub.storage import Storage, now_ms
 
 #: Most events one push may carry (the device sends smaller batches).
@@ -116,6 +118,22 @@ class _Push:
                                             site_id=self.site_id, member_id=p.member_id, occurred_at_ms=at)
             raise _RejectedWithCompensation(str(refused), comp) from refused
 
+    def close_at_counter(self, p: sync_pb2.ReconciliationEvent) -> None:
+        """The cashier's 已补收: close the flagged sale for the operator too — only the device it was
+        issued to may (binding.EVENT_OWNERS); a close already there is kept and answered DUPLICATE."""
+        if p.state != "collected":
+            raise InvalidRequestError(f"reconciliation state {p.state[:40]!r} is not one a counter reports (collected)")
+        by = validate.text(p.resolved_by, "resolved_by", max_len=64)
+        at = validate.event_time(p.resolved_at_ms + self.shift, "resolved_at_ms", now=self.now)
+        with self.storage.transaction("reconcile at counter") as conn:
+            refusal = binding.event_refusal(conn, self.device_id, "reconciliation", p)
+            if refusal:
+                raise InvalidRequestError(refusal)
+            kept = cli_reconcile.close_at_counter(conn, compensation_id=p.compensation_id,
+                                                  device_id=self.device_id, by=by, at_ms=at)
+        if kept:
+            raise _Duplicate(kept)
+
     def apply(self, ev: sync_pb2.DeviceEvent) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
         """Apply one new event. Returns (reason or "", local row or None, compensation or None);
         raises a rejectable CloudError when the event can never apply."""
@@ -178,6 +196,9 @@ class _Push:
             self.storage.add_template(member_id=p.member_id, consent_id=p.consent_id, model=p.model,
                                       vector=p.vector, template_id=p.template_id, created_at_ms=at)
             return "", None, None
+        if kind == "reconciliation":
+            self.close_at_counter(p)
+            return "", None, None
         if kind == "consent":
             self.own_member(p.member_id)
             if p.granted:
@@ -188,6 +209,10 @@ class _Push:
                 self.storage.withdraw_consent(p.member_id)
             return "", None, None
         raise InvalidRequestError(f"event kind {kind!r} is not supported")  # pragma: no cover
+
+
+class _Duplicate(ConflictError):
+    """Its effect is already there (another way): answered DUPLICATE with the reason, nothing changed."""
 
 
 class _RejectedWithCompensation(ConflictError):
@@ -212,7 +237,7 @@ def apply_push(
     known: dict[str, Any] = {}
     comps: dict[str, dict[str, Any]] = {}
     members = {getattr(ev, ev.WhichOneof("payload")).member_id for ev in events
-               if ev.WhichOneof("payload") not in ("traffic", "admin")}
+               if ev.WhichOneof("payload") not in ("traffic", "admin", "reconciliation")}
     push = _Push(storage, device_id, site_id, skew)
     with storage.transaction("read known events", write=False) as conn:
         for i in range(0, len(ids), 500):
@@ -251,6 +276,8 @@ def apply_push(
         try:
             reason, row, comp = push.apply(ev)
             status = ACCEPTED
+        except _Duplicate as err:
+            status, reason, row = DUPLICATE, str(err), None
         except _RejectedWithCompensation as err:
             status, reason, row, comp = REJECTED, str(err), None, err.comp
         except _REJECTABLE as err:

@@ -18,6 +18,7 @@ import grpc
 
 from api.v1 import crm_pb2, sync_pb2, sync_pb2_grpc
 from cloud_stub import auth
+from cloud_stub.cli_reconcile import closures_for
 from cloud_stub.device_events import apply_push
 from cloud_stub.errors import CloudError, InvalidRequestError, NotFoundError, StorageBusyError
 from cloud_stub.storage import Storage, now_ms
@@ -210,8 +211,13 @@ class SyncServicer(sync_pb2_grpc.SyncServicer):
         # still answer as before (empty, at the cursor) for a device that does not know the flag.
         response.snapshot_required = any(c.seq > head for c in request.cursors)
         caught_up = request.cursors and all(c.seq >= head for c in request.cursors)
-        if request.wait_ms and caught_up and not response.snapshot_required:
+        # Of the compensations the device still shows open, the ones closed here (cli_reconcile): they
+        # answer a long poll at once; one closed during the wait goes with the answer after it.
+        closures = closures_for(self._storage, request.device_id, request.open_compensation_ids)
+        if request.wait_ms and caught_up and not response.snapshot_required and not closures:
             head = self._wait_for_change(head, request.wait_ms, context)
+            closures = closures_for(self._storage, request.device_id, request.open_compensation_ids)
+        response.closures.extend(sync_pb2.CompensationClosure(**c) for c in closures)
         for cursor in request.cursors:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:

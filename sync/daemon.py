@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from api.v1 import sync_pb2
-from sync import coupon_use
+from sync import coupon_use, reconcile_closures
 from sync.client import PULL_DEADLINE_S, SyncClient, backoff_delays
 from sync.errors import CloudUnavailableError, SnapshotUnsupportedError, SyncError
 from sync.identity import DeviceIdentity
@@ -180,6 +180,8 @@ class SyncDaemon:
                 response = pending.result()
                 if response.snapshot_required:
                     return True
+                # The operator's closes of compensations we still show open (asked in every request).
+                reconcile_closures.store(self.replica, response.closures, int(self.clock() * 1000))
                 more = any(b.has_more for b in response.batches)
                 if more:
                     nxt = dict(cursors)
@@ -202,6 +204,7 @@ class SyncDaemon:
                 device_id=self.device_id, site_id=self.site_id, store_id=self.store_id,
                 cursors=[sync_pb2.Cursor(stream=s, seq=seq) for s, seq in cursors.items()],
                 max_changes=self._max_changes, wait_ms=wait_ms,
+                open_compensation_ids=reconcile_closures.open_ids(self.replica),
             )
             try:
                 return self.client.pull(request, timeout=PULL_DEADLINE_S + wait_ms / 1000)

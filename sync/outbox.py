@@ -32,7 +32,7 @@ from sync.errors import ReplicaError, SyncError
 #: overtake the enrollment it withdraws.
 STREAMS = {"visit": "visits", "payment": "payments", "points": "points", "redemption": "coupons",
            "enrollment": "consent", "consent": "consent", "not_me": "feedback", "traffic": "traffic",
-           "admin": "admin"}  # admin: field-service audit (issue 8, device/admin)
+           "admin": "admin", "reconciliation": "reconcile"}  # admin: field-service audit (issue 8, device/admin)
 #: Largest push (events, serialized bytes); the cloud refuses messages over 4 MiB.
 PUSH_MAX_EVENTS = 500
 PUSH_MAX_BYTES = 2 * 1024 * 1024

@@ -41,20 +41,22 @@ class Cursor(_message.Message):
     def __init__(self, stream: _Optional[_Union[Stream, str]] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("device_id", "site_id", "store_id", "cursors", "max_changes", "wait_ms")
+    __slots__ = ("device_id", "site_id", "store_id", "cursors", "max_changes", "wait_ms", "open_compensation_ids")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
     CURSORS_FIELD_NUMBER: _ClassVar[int]
     MAX_CHANGES_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_COMPENSATION_IDS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     site_id: str
     store_id: str
     cursors: _containers.RepeatedCompositeFieldContainer[Cursor]
     max_changes: int
     wait_ms: int
-    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., cursors: _Optional[_Iterable[_Union[Cursor, _Mapping]]] = ..., max_changes: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    open_compensation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., cursors: _Optional[_Iterable[_Union[Cursor, _Mapping]]] = ..., max_changes: _Optional[int] = ..., wait_ms: _Optional[int] = ..., open_compensation_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Change(_message.Message):
     __slots__ = ("seq", "key", "deleted", "member", "tag", "template", "coupon")
@@ -87,14 +89,26 @@ class StreamBatch(_message.Message):
     def __init__(self, stream: _Optional[_Union[Stream, str]] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., next_seq: _Optional[int] = ..., has_more: _Optional[bool] = ...) -> None: ...
 
 class PullResponse(_message.Message):
-    __slots__ = ("batches", "server_time_ms", "snapshot_required")
+    __slots__ = ("batches", "server_time_ms", "snapshot_required", "closures")
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    CLOSURES_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[StreamBatch]
     server_time_ms: int
     snapshot_required: bool
-    def __init__(self, batches: _Optional[_Iterable[_Union[StreamBatch, _Mapping]]] = ..., server_time_ms: _Optional[int] = ..., snapshot_required: _Optional[bool] = ...) -> None: ...
+    closures: _containers.RepeatedCompositeFieldContainer[CompensationClosure]
+    def __init__(self, batches: _Optional[_Iterable[_Union[StreamBatch, _Mapping]]] = ..., server_time_ms: _Optional[int] = ..., snapshot_required: _Optional[bool] = ..., closures: _Optional[_Iterable[_Union[CompensationClosure, _Mapping]]] = ...) -> None: ...
+
+class CompensationClosure(_message.Message):
+    __slots__ = ("compensation_id", "note", "closed_at_ms")
+    COMPENSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    compensation_id: str
+    note: str
+    closed_at_ms: int
+    def __init__(self, compensation_id: _Optional[str] = ..., note: _Optional[str] = ..., closed_at_ms: _Optional[int] = ...) -> None: ...
 
 class SnapshotRequest(_message.Message):
     __slots__ = ("device_id", "site_id", "store_id", "page_rows")
@@ -263,8 +277,22 @@ class AdminActionEvent(_message.Message):
     outcome: str
     def __init__(self, actor: _Optional[str] = ..., actor_serial: _Optional[str] = ..., action: _Optional[str] = ..., detail: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
 
+class ReconciliationEvent(_message.Message):
+    __slots__ = ("compensation_id", "sale_id", "state", "resolved_by", "resolved_at_ms")
+    COMPENSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SALE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    compensation_id: str
+    sale_id: str
+    state: str
+    resolved_by: str
+    resolved_at_ms: int
+    def __init__(self, compensation_id: _Optional[str] = ..., sale_id: _Optional[str] = ..., state: _Optional[str] = ..., resolved_by: _Optional[str] = ..., resolved_at_ms: _Optional[int] = ...) -> None: ...
+
 class DeviceEvent(_message.Message):
-    __slots__ = ("event_id", "stream", "stream_seq", "occurred_at_ms", "visit", "payment", "points", "redemption", "enrollment", "consent", "not_me", "traffic", "admin")
+    __slots__ = ("event_id", "stream", "stream_seq", "occurred_at_ms", "visit", "payment", "points", "redemption", "enrollment", "consent", "not_me", "traffic", "admin", "reconciliation")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     STREAM_SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -278,6 +306,7 @@ class DeviceEvent(_message.Message):
     NOT_ME_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
+    RECONCILIATION_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     stream: str
     stream_seq: int
@@ -291,7 +320,8 @@ class DeviceEvent(_message.Message):
     not_me: NotMeEvent
     traffic: TrafficAggregateEvent
     admin: AdminActionEvent
-    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., stream_seq: _Optional[int] = ..., occurred_at_ms: _Optional[int] = ..., visit: _Optional[_Union[VisitEvent, _Mapping]] = ..., payment: _Optional[_Union[PaymentEvent, _Mapping]] = ..., points: _Optional[_Union[PointsEvent, _Mapping]] = ..., redemption: _Optional[_Union[CouponRedemptionEvent, _Mapping]] = ..., enrollment: _Optional[_Union[EnrollmentEvent, _Mapping]] = ..., consent: _Optional[_Union[ConsentChangeEvent, _Mapping]] = ..., not_me: _Optional[_Union[NotMeEvent, _Mapping]] = ..., traffic: _Optional[_Union[TrafficAggregateEvent, _Mapping]] = ..., admin: _Optional[_Union[AdminActionEvent, _Mapping]] = ...) -> None: ...
+    reconciliation: ReconciliationEvent
+    def __init__(self, event_id: _Optional[str] = ..., stream: _Optional[str] = ..., stream_seq: _Optional[int] = ..., occurred_at_ms: _Optional[int] = ..., visit: _Optional[_Union[VisitEvent, _Mapping]] = ..., payment: _Optional[_Union[PaymentEvent, _Mapping]] = ..., points: _Optional[_Union[PointsEvent, _Mapping]] = ..., redemption: _Optional[_Union[CouponRedemptionEvent, _Mapping]] = ..., enrollment: _Optional[_Union[EnrollmentEvent, _Mapping]] = ..., consent: _Optional[_Union[ConsentChangeEvent, _Mapping]] = ..., not_me: _Optional[_Union[NotMeEvent, _Mapping]] = ..., traffic: _Optional[_Union[TrafficAggregateEvent, _Mapping]] = ..., admin: _Optional[_Union[AdminActionEvent, _Mapping]] = ..., reconciliation: _Optional[_Union[ReconciliationEvent, _Mapping]] = ...) -> None: ...
 
 class PushRequest(_message.Message):
     __slots__ = ("device_id", "site_id", "store_id", "events", "device_time_ms")

@@ -16,6 +16,10 @@ binding"):
 
 The lookups run in one read transaction. A member or store that moves site between this check and
 the handler's own transaction is an operator action racing a device call; accepted.
+
+Inside a Push, events that name something of one device (`EVENT_OWNERS`: a compensation closed at the
+counter) are bound per event by `event_refusal`: a refused event is REJECTED (the device quarantines it
+with the reason) and writes nothing, the rest of the push goes on.
 """
 
 from __future__ import annotations
@@ -71,6 +75,28 @@ _SITE_OF = {
                f" ON s.store_id = t.store_id WHERE t.txn_id = ?1 AND t.kind = {crm_service_pb2.TRANSACTION_KIND_PURCHASE}"
                " LIMIT 1",
 }
+
+
+#: Device events (Sync.Push payloads) that name something only one device may touch, by event kind:
+#: (payload field, what it names, the query giving the device it was issued to). A device may close only
+#: its own compensation (the one the cloud answered to its own event). Fail closed: an unknown id is
+#: refused with the same words as another device's, so a device cannot probe which ids exist.
+EVENT_OWNERS: dict[str, tuple[str, str, str]] = {
+    "reconciliation": ("compensation_id", "compensation", "SELECT device_id FROM compensations WHERE event_id = ?"),
+}
+
+
+def event_refusal(conn: Any, device_id: str, kind: str, payload: Any) -> str:
+    """Why `device_id` may not push this `kind` of event naming what `payload` names ("" = it may);
+    `conn` is an open cloud transaction (the caller applies the event in it when allowed)."""
+    if kind not in EVENT_OWNERS:
+        return ""
+    field, what, sql = EVENT_OWNERS[kind]
+    value = getattr(payload, field)
+    row = conn.execute(sql, (value,)).fetchone() if value else None
+    if row is None or row[0] != device_id:
+        return f"device {device_id} may not act on {what} {value!r} ({field}): not a {what} issued to it"
+    return ""
 
 
 def check_request(storage: Storage, method: str, ident: PeerIdentity, request: Any) -> None:

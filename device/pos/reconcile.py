@@ -10,6 +10,14 @@ holds the redemption's outbox event id — the compensation's cause), with an au
 transaction. The cashier sees "券已在其他终端使用，差额 ¥30.00 待补收" with the sale's number until
 they mark the difference collected (`resolve`, audited; the compensation is then marked seen).
 
+The cloud's operator sees the same item (`joyedge-cloud reconcile list`), so the two closes travel:
+- counter → cloud: `resolve` enqueues a `ReconciliationEvent` in the same transaction as the local
+  close and its audit entry; the cloud closes the item for the operator with the counter's note (a
+  close the operator made first stays; only this device may close its own compensation);
+- cloud → counter: the operator's close comes back with the next Pull (`sync/reconcile_closures.py`
+  stores it as a compensation of kind `reconcile_closed`); `absorb` closes the open item as "closed
+  by operator: <note>" (audited). An item already settled here keeps its state.
+
 Nothing is lost or counted twice: an item per compensation id (a re-sync brings the same
 compensation back and changes nothing); the sale itself stays as it was booked (the money taken is
 what was taken), the item is the flag; a sale refunded in full has nothing left to collect, so its
@@ -21,9 +29,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from api.v1 import sync_pb2
 from device.pos.audit import AuditLog
 from device.pos.payment import PaymentError
 from device.pos.receipt import yuan
+from sync.outbox import enqueue
+from sync.reconcile_closures import KIND as CLOSED_KIND
 
 TEXTS = {
     "coupon_double_redemption": ("券已在其他终端使用，差额 ¥{amount} 待补收",
@@ -52,14 +63,24 @@ def _new(conn: Any) -> list[Any]:
         "          (SELECT s.sale_id FROM pos_sales s WHERE s.coupon_id = c.coupon_id AND c.coupon_id != ''"
         "             ORDER BY s.created_at_ms DESC LIMIT 1)) AS sale_id"
         " FROM compensations c WHERE c.compensation_id NOT IN (SELECT compensation_id FROM pos_reconciliation)"
-        " ORDER BY c.received_at_ms, c.compensation_id").fetchall()
+        " AND c.kind != ? ORDER BY c.received_at_ms, c.compensation_id", (CLOSED_KIND,)).fetchall()
+
+
+def _closed(conn: Any) -> list[Any]:
+    """The cloud's closures not acted on here yet, with the item each closes (None when there is none)."""
+    return conn.execute(
+        "SELECT k.compensation_id AS closure_id, k.cause_event_id AS compensation_id, k.message AS note,"
+        " r.state, r.sale_id, r.amount_cents FROM compensations k"
+        " LEFT JOIN pos_reconciliation r ON r.compensation_id = k.cause_event_id"
+        " WHERE k.kind = ? AND k.seen = 0 ORDER BY k.received_at_ms, k.compensation_id", (CLOSED_KIND,)).fetchall()
 
 
 def absorb(replica: Any, audit: AuditLog) -> list[dict[str, Any]]:
-    """Turn compensations not seen here yet into reconciliation items (one transaction, audited);
-    returns the new items. Cheap when there is nothing new (one read, no write lock)."""
+    """Turn compensations not seen here yet into reconciliation items and close the items the cloud's
+    operator closed (one transaction, audited); returns the new items. Cheap when there is nothing
+    new (reads, no write lock)."""
     with replica._lock:
-        if not _new(replica._conn):
+        if not _new(replica._conn) and not _closed(replica._conn):
             return []
     now = int(time.time() * 1000)
     created: list[dict[str, Any]] = []
@@ -78,7 +99,23 @@ def absorb(replica: Any, audit: AuditLog) -> list[dict[str, Any]]:
                                              "amount_cents": item["amount_cents"], "state": state,
                                              "cloud": item["message"]}, now)
             created.append(item)
+        for k in _closed(conn):
+            _close_by_operator(conn, audit, k, now)
     return created
+
+
+def _close_by_operator(conn: Any, audit: AuditLog, k: Any, now: int) -> None:
+    """The operator closed this item in the cloud: close it here unless it was settled here already
+    (the first close stands); the closure and its compensation are then marked seen (never asked again)."""
+    by = f"closed by operator: {k['note']}"
+    if k["state"] == "open":
+        conn.execute("UPDATE pos_reconciliation SET state = 'closed', resolved_at_ms = ?, resolved_by = ?"
+                     " WHERE compensation_id = ? AND state = 'open'", (now, by, k["compensation_id"]))
+    audit.append(conn, "reconcile", {"compensation_id": k["compensation_id"], "sale_id": k["sale_id"],
+                                     "state": "closed" if k["state"] == "open" else k["state"], "by": "operator",
+                                     "cloud": by, "amount_cents": int(k["amount_cents"] or 0)}, now)
+    conn.execute("UPDATE compensations SET seen = 1 WHERE compensation_id IN (?, ?)",
+                 (k["closure_id"], k["compensation_id"]))
 
 
 def sale_of(replica: Any, compensation: dict[str, Any]) -> str | None:
@@ -109,7 +146,8 @@ def text(item: dict[str, Any]) -> str:
 
 
 def resolve(replica: Any, audit: AuditLog, compensation_id: str, by: str = "cashier") -> dict[str, Any]:
-    """The cashier collected the difference: close the item (audited) and mark the compensation seen."""
+    """The cashier collected the difference: close the item (audited), mark the compensation seen and
+    tell the cloud (a `ReconciliationEvent` in the outbox) — all in one transaction."""
     now = int(time.time() * 1000)
     with replica.transaction() as conn:
         row = conn.execute("SELECT * FROM pos_reconciliation WHERE compensation_id = ?", (compensation_id,)).fetchone()
@@ -120,7 +158,10 @@ def resolve(replica: Any, audit: AuditLog, compensation_id: str, by: str = "cash
         conn.execute("UPDATE pos_reconciliation SET state = 'collected', resolved_at_ms = ?, resolved_by = ?"
                      " WHERE compensation_id = ?", (now, by, compensation_id))
         conn.execute("UPDATE compensations SET seen = 1 WHERE compensation_id = ?", (compensation_id,))
+        event_id = enqueue(conn, replica.cipher, "reconciliation", sync_pb2.ReconciliationEvent(
+            compensation_id=compensation_id, sale_id=row["sale_id"] or "", state="collected", resolved_by=by,
+            resolved_at_ms=now), now_ms=now)
         audit.append(conn, "reconcile", {"compensation_id": compensation_id, "sale_id": row["sale_id"],
-                                         "state": "collected", "amount_cents": int(row["amount_cents"]), "by": by},
-                     now)
+                                         "state": "collected", "amount_cents": int(row["amount_cents"]), "by": by,
+                                         "event_id": event_id}, now)
     return dict(row) | {"state": "collected", "resolved_at_ms": now, "resolved_by": by}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,8 @@ def seed(storage: SqliteStorage) -> None:
 
 
 B_OFFLINE_SALE = "b-offline-sale-1"
+A2_COMPENSATION = "7d3f0a52-93c1-4c0e-9d55-2b1f5e0c9a01"  # issued to dev-a2 (same site as dev-a)
+A_COMPENSATION = "0c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"  # issued to dev-a
 
 
 def _evidence() -> payment_pb2.PaymentEvidence:
@@ -130,6 +133,12 @@ def world(tmp_path: Path) -> Iterator[World]:
                          " VALUES (?, ?, ?, ?, ?, ?, ?)", (B_OFFLINE_SALE, "b-m1", "b-s1", "优衣库", 5000,
                                                            int(time.time() * 1000),
                                                            crm_service_pb2.TRANSACTION_KIND_PURCHASE))
+        with storage.transaction("flagged sales of dev-a2 and dev-a") as conn:  # double redemptions answered
+            for comp_id, dev in ((A2_COMPENSATION, "dev-a2"), (A_COMPENSATION, "dev-a")):
+                conn.execute("INSERT INTO compensations (event_id, kind, device_id, coupon_id, redemption_id, member_id,"
+                             " amount_cents, message, created_at_ms) VALUES (?, 'coupon_double_redemption', ?,"
+                             " 'a-m1-cp', ?, 'a-m1', 1000, 'double', ?)", (comp_id, dev, f"red-{dev}",
+                                                                          int(time.time() * 1000)))
         yield World(db, storage, cloud, ca_dir, a, paid["payment_id"])
 
 
@@ -246,6 +255,78 @@ def test_device_acting_for_someone_else_is_refused_and_writes_nothing(world: Wor
         REFUSED[case](ch, world)
     assert info.value.code() == DENIED, info.value.details()
     assert world.dump() == before
+
+
+def _event(stream: str, **payload: Any) -> sync_pb2.DeviceEvent:
+    ev = sync_pb2.DeviceEvent(event_id=str(uuid.uuid4()), stream=stream, stream_seq=1,
+                              occurred_at_ms=int(time.time() * 1000))
+    ((kind, msg),) = payload.items()
+    getattr(ev, kind).CopyFrom(msg)
+    return ev
+
+
+def _close(compensation_id: str) -> sync_pb2.DeviceEvent:
+    return _event("reconcile", reconciliation=sync_pb2.ReconciliationEvent(
+        compensation_id=compensation_id, sale_id="s", state="collected", resolved_by="cashier",
+        resolved_at_ms=int(time.time() * 1000)))
+
+
+# Events inside an allowed Push that act for what is not the device's own: each is REJECTED with the
+# reason (the device quarantines it), the rest of the push goes on, and nothing but the ack is recorded.
+REJECTED_EVENTS: dict[str, tuple[Callable[[], sync_pb2.DeviceEvent], str]] = {
+    "Points for a member of site B": (lambda: _event("points", points=sync_pb2.PointsEvent(
+        member_id="b-m1", delta=5, reason="test")), "is not a member of site 'a'"),
+    "Close another device's compensation": (lambda: _close(A2_COMPENSATION),
+                                            f"may not act on compensation {A2_COMPENSATION!r}"),
+    "Close a compensation never issued": (lambda: _close(str(uuid.uuid4())), "not a compensation issued to it"),
+}
+
+
+def _dump_but_acks(w: World) -> list[str]:
+    return [line for line in w.dump() if not line.startswith('INSERT INTO "device_events"')]
+
+
+@pytest.mark.parametrize("case", list(REJECTED_EVENTS))
+def test_pushed_event_acting_for_someone_else_is_rejected_and_writes_nothing(world: World, case: str) -> None:
+    make, reason = REJECTED_EVENTS[case]
+    before = _dump_but_acks(world)
+    event = make()
+    with world.channel(world.a.channel_credentials()) as ch:
+        out = sync_pb2_grpc.SyncStub(ch).Push(sync_pb2.PushRequest(events=[event],
+                                                                   device_time_ms=int(time.time() * 1000)), timeout=T)
+    assert [(a.event_id, a.status) for a in out.acks] == [(event.event_id, sync_pb2.ACK_STATUS_REJECTED)]
+    assert reason in out.acks[0].reason, out.acks[0].reason
+    assert _dump_but_acks(world) == before
+    with sqlite3.connect(world.db) as conn:
+        assert conn.execute("SELECT device_id, status FROM device_events WHERE event_id = ?",
+                            (event.event_id,)).fetchall() == [("dev-a", sync_pb2.ACK_STATUS_REJECTED)]
+
+
+def test_device_closes_its_own_compensation_once(world: World) -> None:
+    first, second = _close(A_COMPENSATION), _close(A_COMPENSATION)
+    second.stream_seq = 2
+    with world.channel(world.a.channel_credentials()) as ch:
+        out = sync_pb2_grpc.SyncStub(ch).Push(sync_pb2.PushRequest(events=[first, second],
+                                                                   device_time_ms=int(time.time() * 1000)), timeout=T)
+    assert [a.status for a in out.acks] == [sync_pb2.ACK_STATUS_ACCEPTED, sync_pb2.ACK_STATUS_ACCEPTED]
+    with sqlite3.connect(world.db) as conn:
+        assert conn.execute("SELECT compensation_id, note FROM reconcile_closures").fetchall() == [
+            (A_COMPENSATION, "已在收银台补收 · collected at counter dev-a (cashier)")]
+
+
+def test_pull_answers_closures_of_the_devices_own_compensations_only(world: World) -> None:
+    from cloud_stub import cli_reconcile
+
+    for comp_id in (A2_COMPENSATION, A_COMPENSATION):
+        cli_reconcile.close(world.storage, comp_id, f"waived {comp_id[:4]}")
+    with world.channel(world.a.channel_credentials()) as ch:
+        out = sync_pb2_grpc.SyncStub(ch).Pull(sync_pb2.PullRequest(
+            open_compensation_ids=[A2_COMPENSATION, A_COMPENSATION, "never-issued"]), timeout=T)
+        assert [(c.compensation_id, c.note) for c in out.closures] == [(A_COMPENSATION, "waived 0c1e")]
+        with pytest.raises(grpc.RpcError) as info:  # a list no honest device sends
+            sync_pb2_grpc.SyncStub(ch).Pull(sync_pb2.PullRequest(
+                open_compensation_ids=[str(i) for i in range(cli_reconcile.MAX_ASKED + 1)]), timeout=T)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_legitimate_device_calls_succeed_and_ids_are_filled_from_the_certificate(world: World) -> None:
