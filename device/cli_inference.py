@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, help="write the DET curve to this PNG file")
     p.set_defaults(func=cmd_identify)
 
-    p = evsub.add_parser("calibrate", help="open-set match and payment thresholds from labelled photos")
+    p = evsub.add_parser("calibrate", help="open-set match and payment thresholds from labelled photos, "
+                                           "and the impostor-score tail for larger galleries")
     _identify_args(p)
     p.add_argument("--fpir", type=float, default=0.01, help="false-alarm rate for the match threshold")
     p.add_argument("--payment-fpir", type=float, default=0.001, help="false-alarm rate for payment")
@@ -97,9 +98,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.distractors is None:
         raise DeviceError("calibration needs never-enrolled people: pass --distractors DIR")
     result = calibrate(_run_identify(args), fpir=args.fpir, payment_fpir=args.payment_fpir)
-    result["config"] = (f"[identity]\nmatch_threshold = {result['match_threshold']}\n"
-                        f"payment_threshold = {result['payment_threshold']}\n")
-    _print(args, result)
+    config = (f"[identity]\nmatch_threshold = {result['match_threshold']}\n"
+              f"payment_threshold = {result['payment_threshold']}\n")
+    tail = result["impostor_tail"]
+    if tail is not None:  # the site's own score tail: thresholds then rise with its gallery (device/open_set.py)
+        config += "\n[identity.impostor_tail]\n" + "".join(f"{k} = {v}\n" for k, v in tail.items())
+    result["config"] = config
+    if args.json:
+        _print(args, result)
+        return 0
+    for key, value in result.items():
+        if key not in ("gallery_thresholds", "config"):
+            print(f"{key}: {value}")
+    if result["gallery_thresholds"]:
+        print("gallery_thresholds (greet on the face alone / pay without the phone digits; tar_greet = "
+              "genuine 1:1 pairs at or above greet):")
+        print("  templates   greet  payment  tar_greet")
+        for row in result["gallery_thresholds"]:
+            print(f"  {row['templates']:9d}  {row['greet']}  {row['payment']}  {row['tar_greet']}")
+    print(f"paste into device.toml:\n{config}", end="")
     return 0
 
 

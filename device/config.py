@@ -134,12 +134,12 @@ class InferenceConfig(_Strict):
 
 
 class ImpostorTailConfig(_Strict):
-    # Exponential tail of single-pair impostor scores (device/open_set.py). The defaults are fitted on
-    # every labelled and crowd face of ../shared/data (bench/gallery_scaling.py); `joyedge eval
-    # calibrate` prints a site's own.
-    u: float = Field(default=0.8914, ge=-1, lt=1)
-    p_u: float = Field(default=0.02, gt=0, le=1)
-    beta: float = Field(default=0.0093, gt=0, lt=1)
+    # Exponential tail of single-pair impostor scores (device/open_set.py). The defaults are the fit on
+    # all 29,635 impostor pairs of the 247 faces / 82 people of ../shared/data (bench/gallery_scaling.py,
+    # bench/RESULTS.md "Gallery size and the greeting threshold"); `joyedge eval calibrate` prints a site's own.
+    u: float = Field(default=0.89285, ge=-1, lt=1)
+    p_u: float = Field(default=0.02001, gt=0, le=1)
+    beta: float = Field(default=0.009263, gt=0, lt=1)
 
 
 class IdentityConfig(_Strict):

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from device.config import IdentityConfig
 from device.errors import DeviceError
 from device.eval_metrics import OpenSetScores, pair_scores, tar_at_far
 from device.gallery import Gallery
+from device.open_set import ImpostorTail, OpenSetPolicy
 
 _LOG = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ FARS = {"1e-2": 1e-2, "1e-3": 1e-3, "1e-4": 1e-4}
 OPEN_SET_FPIR = 0.01
 # The payment threshold is calibrated for this much stricter false-alarm rate.
 PAYMENT_FPIR = 0.001
+# Gallery sizes (templates) for which `joyedge eval calibrate` gives the tail's greet/payment thresholds.
+GALLERY_SIZES = (10, 100, 1_000, 10_000, 100_000)
 # A tight face crop (an aligned chip) leaves BlazeFace no context: pad by this fraction and retry.
 RETRY_PAD = 0.5
 
@@ -273,22 +277,53 @@ def evaluate_identify(
 
 
 def calibrate(run: IdentifyRun, fpir: float = OPEN_SET_FPIR, payment_fpir: float = PAYMENT_FPIR) -> dict[str, Any]:
-    """Open-set thresholds from data: match at ``fpir``, payment at ``payment_fpir`` (never below match)."""
+    """Open-set thresholds from data: match at ``fpir``, payment at ``payment_fpir`` (never below match).
+
+    Also fits the impostor-score tail on the run's 1:1 impostor pairs and gives the greet and payment
+    thresholds it implies for larger galleries (``gallery_thresholds``); too few pairs for the fit
+    leave both empty and say why in ``note``.
+    """
     if not run.open_set.nonmated_scores.size:
         raise DeviceError("calibration needs never-enrolled people: pass --distractors DIR")
     match = run.open_set.threshold_at_fpir(fpir)
     payment = max(run.open_set.threshold_at_fpir(payment_fpir), match)
     n = run.open_set.nonmated_scores.size
-    note = ""
+    notes = []
     if n * payment_fpir < 1:
-        note = (f"only {n} never-enrolled probes: the payment threshold sits above every one of them; "
-                f"{int(np.ceil(1 / payment_fpir))}+ are needed to measure an FPIR of {payment_fpir:g}")
+        notes.append(f"only {n} never-enrolled probes: the payment threshold sits above every one of them; "
+                     f"{int(np.ceil(1 / payment_fpir))}+ are needed to measure an FPIR of {payment_fpir:g}")
+    tail: dict[str, float] | None = None
+    table: list[dict[str, Any]] = []
+    try:
+        tail = ImpostorTail.fit(run.impostor).as_dict()
+    except DeviceError as err:
+        notes.append(f"no impostor tail, so no gallery thresholds: {err}")
+    else:
+        table = gallery_thresholds(ImpostorTail(**tail), match, payment, run.genuine)
     return {
         "match_threshold": _round(match), "payment_threshold": _round(payment),
         "fpir": fpir, "payment_fpir": payment_fpir,
         "fnir_at_match": _round(run.open_set.fnir_at(match)), "fnir_at_payment": _round(run.open_set.fnir_at(payment)),
-        "nonmated_probes": int(n), "mated_probes": int(run.open_set.mated_scores.size), "note": note,
+        "nonmated_probes": int(n), "mated_probes": int(run.open_set.mated_scores.size),
+        "impostor_pairs": int(run.impostor.size), "impostor_tail": tail, "gallery_thresholds": table,
+        "note": "; ".join(notes),
     }
+
+
+def gallery_thresholds(tail: ImpostorTail, match: float, payment: float, genuine: np.ndarray,
+                       sizes: Sequence[int] = GALLERY_SIZES) -> list[dict[str, Any]]:
+    """Greet and payment thresholds per gallery size (the device's own policy and FPIR defaults), and
+    the share of genuine 1:1 pairs that still clear the greeting threshold (``tar_greet``)."""
+    defaults = IdentityConfig()
+    policy = OpenSetPolicy(tail, match_threshold=match, payment_threshold=payment,
+                           greeting_fpir=defaults.greeting_fpir, payment_fpir=defaults.payment_fpir)
+    rows = []
+    for size in sizes:
+        th = policy.thresholds(size)
+        tar = float(np.mean(genuine >= th.greet)) if genuine.size else float("nan")
+        rows.append({"templates": size, "greet": _round(th.greet), "payment": _round(th.payment),
+                     "tar_greet": _round(tar)})
+    return rows
 
 
 def plot_det(run: IdentifyRun, path: Path, label: str = "JoyEdge") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ import pytest
 from PIL import Image
 
 from device.cli import main
+from device.config import IdentityConfig
 from device.errors import DeviceError
 from device.eval_metrics import OpenSetScores, tar_at_far, threshold_at_rate
 from device.evaluation import FaceEncoder, evaluate_identify, shared_distractors
+from device.open_set import ImpostorTail
 
 
 def _run_json(capsys, argv: list[str]) -> dict:
@@ -73,6 +76,42 @@ def test_eval_calibrate_prints_thresholds(capsys, shared_data, tmp_path):
                                 "--accelerator", "cpu"])
     assert 0.5 < result["match_threshold"] <= result["payment_threshold"] < 1.0
     assert "[identity]" in result["config"] and result["nonmated_probes"] == 55
+    # 1:1 impostor pairs: 30 gallery photos among themselves (435 - 3 * 45 same-person) and x 55 distractors.
+    assert result["impostor_pairs"] == 300 + 30 * 55
+    # The printed TOML is what a technician pastes: the strict config model takes it as it is.
+    identity = IdentityConfig(**tomllib.loads(result["config"])["identity"])
+    assert identity.impostor_tail.model_dump() == result["impostor_tail"]
+    tail = ImpostorTail(**result["impostor_tail"])
+    assert 0.85 < tail.u < 0.95 and tail.p_u == pytest.approx(0.02, abs=0.001)
+    rows = result["gallery_thresholds"]
+    assert [r["templates"] for r in rows] == [10, 100, 1_000, 10_000, 100_000]
+    for small, large in zip(rows[:-1], rows[1:], strict=True):
+        assert small["greet"] <= large["greet"] and small["tar_greet"] >= large["tar_greet"]
+    for r in rows:
+        assert result["match_threshold"] <= r["greet"] <= r["payment"] <= 1.0
+        if result["match_threshold"] < r["greet"] < 1.0:  # set by the tail: N * FAR = FPIR (greet rounded)
+            assert r["templates"] * tail.far(r["greet"]) == pytest.approx(IdentityConfig().greeting_fpir, rel=0.01)
+    assert rows[-1]["greet"] > rows[0]["greet"] and rows[0]["tar_greet"] > 0.5
+
+
+def test_eval_calibrate_with_too_few_pairs_says_so_and_keeps_the_thresholds(capsys, shared_data, tmp_path):
+    """GIVEN two people and five never-enrolled photos (200 impostor pairs, 1,500+ needed for the tail)
+    WHEN calibrating (human-readable output) THEN the thresholds are printed, the note carries the tail
+    fit's own refusal, and the pasteable config has no [identity.impostor_tail] table."""
+    gallery, distractors = tmp_path / "gallery", tmp_path / "distractors"
+    for person in ("Hugo_Chavez", "Vladimir_Putin"):
+        shutil.copytree(shared_data / "lfw_original_10id" / person, gallery / person)
+    distractors.mkdir()
+    for p in sorted((shared_data / "dlib_johns_5id" / "John_Simm").glob("*.jpg"))[:5]:
+        shutil.copy(p, distractors / p.name)
+    assert main(["eval", "calibrate", "--gallery", str(gallery), "--distractors", str(distractors),
+                 "--enroll-per-id", "3", "--accelerator", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "impostor_pairs: 200\n" in out and "impostor_tail: None\n" in out
+    assert "no impostor tail, so no gallery thresholds: 200 impostor pairs are too few" in out
+    assert "gallery_thresholds" not in out and "[identity.impostor_tail]" not in out
+    pasted = tomllib.loads(out.split("paste into device.toml:\n", 1)[1])
+    assert set(pasted) == {"identity"} and 0.5 < pasted["identity"]["match_threshold"] < 1.0
 
 
 def test_eval_detect_on_dlib_faces_and_no_face(capsys, shared_data):
