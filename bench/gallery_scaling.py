@@ -261,7 +261,8 @@ def held_out(faces: FaceSet, impostor: np.ndarray, i: np.ndarray, j: np.ndarray,
         half_a = set(rng.permutation(people)[: people.size // 2].tolist())
         in_a = np.array([p in half_a for p in faces.identity])
         a_pairs, b_pairs = in_a[i] & in_a[j], ~in_a[i] & ~in_a[j]
-        tail = ImpostorTail.fit(impostor[a_pairs], seed=s)
+        person = np.unique(faces.identity, return_inverse=True)[1]
+        tail = ImpostorTail.fit(impostor[a_pairs], seed=s, sides=(person[i][a_pairs], person[j][a_pairs]))
         b = impostor[b_pairs]
         row: dict[str, Any] = {"split": s, "pairs_a": int(a_pairs.sum()), "pairs_b": int(b.size),
                                "tail_a": tail.as_dict(), "by_t": {}}
@@ -340,7 +341,8 @@ def run(data: Path, splits: int = 10, repeats: int = 200, seed: int = 0) -> dict
     """The whole study as one JSON-able object."""
     faces = collect_faces(data)
     genuine, impostor, i, j = pair_scores(faces)
-    tail = ImpostorTail.fit(impostor)
+    person = np.unique(faces.identity, return_inverse=True)[1]
+    tail = ImpostorTail.fit(impostor, sides=(person[i], person[j]))  # bootstrap by people, not by pair
     cfg = IdentityConfig()
     policy = OpenSetPolicy(ImpostorTail(**tail.as_dict()), match_threshold=cfg.match_threshold,
                            payment_threshold=cfg.payment_threshold, greeting_fpir=cfg.greeting_fpir,

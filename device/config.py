@@ -135,16 +135,17 @@ class InferenceConfig(_Strict):
 
 class ImpostorTailConfig(_Strict):
     # Exponential tail of single-pair impostor scores (device/open_set.py). The defaults are the fit on
-    # all 29,635 impostor pairs of the 247 faces / 82 people of ../shared/data (bench/gallery_scaling.py,
-    # bench/RESULTS.md "Gallery size and the greeting threshold"); `joyedge eval calibrate` prints a site's own.
+    # all 29,635 impostor pairs of the 247 faces / 82 people of ../shared/data, beta bootstrapped by
+    # people (bench/gallery_scaling.py, bench/RESULTS.md "Gallery size and the greeting threshold");
+    # `joyedge eval calibrate` prints a site's own.
     u: float = Field(default=0.89285, ge=-1, lt=1)
     p_u: float = Field(default=0.02001, gt=0, le=1)
-    beta: float = Field(default=0.009263, gt=0, lt=1)
+    beta: float = Field(default=0.010094, gt=0, lt=1)
 
 
 class IdentityConfig(_Strict):
-    # Cosine similarity of L2-normalised dlib embeddings. Calibrated on LFW (see ARCHITECTURE.md);
-    # `joyedge eval calibrate` will replace the guesswork per site.
+    # Cosine similarity of L2-normalised dlib embeddings, calibrated on the shared LFW split
+    # (ARCHITECTURE.md); a site recalibrates with `joyedge eval calibrate`.
     match_threshold: float = Field(default=0.93, gt=0, lt=1)
     payment_threshold: float = Field(default=0.95, gt=0, lt=1)
     min_margin: float = Field(default=0.02, ge=0, lt=1)

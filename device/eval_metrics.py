@@ -98,6 +98,20 @@ def pair_scores(embeddings: np.ndarray, labels: list[str], extra: np.ndarray | N
     return genuine, impostor
 
 
+def impostor_sides(labels: list[str], n_extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Who is on each side of `pair_scores`' impostor pairs, in the same order: integer person ids
+    (the labels' people, then one id per ``extra`` photo, whose people are not known)."""
+    lab = np.asarray(labels)
+    people, code = np.unique(lab, return_inverse=True)
+    upper = np.triu(np.ones((lab.size, lab.size), dtype=bool), k=1)
+    rows, cols = np.nonzero((lab[:, None] != lab[None, :]) & upper)
+    a, b = code[rows], code[cols]
+    if n_extra:
+        a = np.concatenate([a, np.repeat(code, n_extra)])
+        b = np.concatenate([b, np.tile(people.size + np.arange(n_extra), lab.size)])
+    return a, b
+
+
 def _unit_rows(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float32)
     return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)

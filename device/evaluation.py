@@ -20,7 +20,7 @@ import numpy as np
 
 from device.config import IdentityConfig
 from device.errors import DeviceError
-from device.eval_metrics import OpenSetScores, pair_scores, tar_at_far
+from device.eval_metrics import OpenSetScores, impostor_sides, pair_scores, tar_at_far
 from device.gallery import Gallery
 from device.open_set import ImpostorTail, OpenSetPolicy
 
@@ -166,6 +166,7 @@ class IdentifyRun:
     enrolled_ids: int = 0
     probe_ms: list[float] = field(default_factory=list)  # load + detect + embed, per plain photo
     search_ms: list[float] = field(default_factory=list)  # 1:N search, per mated probe
+    impostor_sides: tuple[np.ndarray, np.ndarray] | None = None  # person ids of each impostor pair
 
     def report(self, fpir: float = OPEN_SET_FPIR) -> dict[str, Any]:
         """The JSON report of `joyedge eval identify`."""
@@ -273,6 +274,7 @@ def evaluate_identify(
             np.stack([e for _, e in labelled]), [p for p, _ in labelled],
             np.stack(list(extra.values())) if extra else None,
         )
+        run.impostor_sides = impostor_sides([p for p, _ in labelled], len(extra))
     return run
 
 
@@ -295,7 +297,8 @@ def calibrate(run: IdentifyRun, fpir: float = OPEN_SET_FPIR, payment_fpir: float
     tail: dict[str, float] | None = None
     table: list[dict[str, Any]] = []
     try:
-        tail = ImpostorTail.fit(run.impostor).as_dict()
+        sides = run.impostor_sides if run.impostor_sides and run.impostor_sides[0].size == run.impostor.size else None
+        tail = ImpostorTail.fit(run.impostor, sides=sides).as_dict()
     except DeviceError as err:
         notes.append(f"no impostor tail, so no gallery thresholds: {err}")
     else:

@@ -71,10 +71,20 @@ class ImpostorTail:
         return self.u + self.beta * math.log(self.p_u / far)
 
     @classmethod
-    def fit(cls, impostor: np.ndarray, quantile: float = TAIL_QUANTILE, seed: int = 0) -> ImpostorTail:
-        """Fit the tail to impostor scores (1:1 pairs of different people)."""
+    def fit(cls, impostor: np.ndarray, quantile: float = TAIL_QUANTILE, seed: int = 0,
+            sides: tuple[np.ndarray, np.ndarray] | None = None) -> ImpostorTail:
+        """Fit the tail to impostor scores (1:1 pairs of different people).
+
+        ``sides`` gives, per pair, the person (any integer id) on each side. The high scores are not
+        independent — a few faces take part in many of them — so with ``sides`` the bootstrap resamples
+        people, weighting each pair by how often both of its people were drawn (a two-way "pigeonhole"
+        bootstrap); without it, pairs are resampled as if independent, which gives too narrow a bound.
+        """
         scores = np.asarray(impostor, dtype=np.float64).ravel()
-        scores = scores[np.isfinite(scores)]
+        finite = np.isfinite(scores)
+        scores = scores[finite]
+        if sides is not None:
+            a, b = (np.asarray(side).ravel()[finite] for side in sides)
         need = math.ceil(MIN_EXCEEDANCES / (1.0 - quantile))
         if scores.size < need:
             raise DeviceError(
@@ -85,7 +95,17 @@ class ImpostorTail:
         if excess.size < MIN_EXCEEDANCES:  # many tied scores at u
             raise DeviceError(f"only {excess.size} impostor scores above {u:.4f}: the tail cannot be modelled")
         rng = np.random.default_rng(seed)
-        means = rng.choice(excess, size=(BOOTSTRAP_ROUNDS, excess.size), replace=True).mean(axis=1)
+        if sides is None:
+            means = rng.choice(excess, size=(BOOTSTRAP_ROUNDS, excess.size), replace=True).mean(axis=1)
+        else:
+            above = scores > u
+            population, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
+            ca, cb = codes[: a.size][above], codes[a.size:][above]
+            drawn = rng.multinomial(population.size, np.full(population.size, 1.0 / population.size),
+                                    size=BOOTSTRAP_ROUNDS).astype(np.float64)
+            weight = drawn[:, ca] * drawn[:, cb]  # a pair counts as often as both its people were drawn
+            total = weight.sum(axis=1)
+            means = (weight @ excess)[total > 0] / total[total > 0]
         beta = float(np.quantile(means, BOOTSTRAP_LEVEL))
         return cls(u=u, p_u=float(excess.size / scores.size), beta=max(beta, 1e-6))
 

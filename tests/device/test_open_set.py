@@ -126,3 +126,22 @@ def test_calibrated_defaults_are_consistent():
     # per-pair FAR at 0.93 between 1e-5 and 1e-3 (the labelled photos observe ~1e-4).
     assert 1e-5 < tail.far(cfg.match_threshold) < 1e-3
     assert math.isfinite(tail.threshold_for_far(1e-9))
+
+
+def test_people_bootstrap_widens_the_bound_when_a_few_people_make_the_tail():
+    """Three look-alike people account for most high scores: resampling pairs as if independent
+    understates how uncertain the mean excess is; resampling people does not."""
+    rng = np.random.default_rng(5)
+    n_people = 60
+    a = rng.integers(0, n_people, size=60_000)
+    b = (a + rng.integers(1, n_people, size=a.size)) % n_people
+    scores = rng.normal(0.83, 0.02, size=a.size).clip(max=0.885)
+    # A shared tail plus much higher scores between people 0, 1 and 2.
+    tail_rows = rng.choice(a.size, 1_000, replace=False)
+    scores[tail_rows] = 0.89 + rng.exponential(0.006, size=tail_rows.size)
+    close = np.flatnonzero((a < 3) & (b < 3))[:150]
+    scores[close] = 0.89 + rng.exponential(0.03, size=close.size)
+    iid = ImpostorTail.fit(scores)
+    by_people = ImpostorTail.fit(scores, sides=(a, b))
+    assert (by_people.u, by_people.p_u) == (iid.u, iid.p_u)
+    assert by_people.beta > 1.1 * iid.beta
