@@ -32,6 +32,9 @@ COUPON_KINDS = ("coupon_double_redemption", "coupon_invalid")
 MAX_NOTE = 500
 #: The closing note of a difference the cashier collected at the counter (ReconciliationEvent).
 COUNTER_NOTE = "已在收银台补收 · collected at counter {device} ({by})"
+#: ... and of one whose sale was refunded in full at the counter (nothing left to collect).
+REFUNDED_NOTE = "整单已在收银台退款 · sale refunded in full at counter {device} ({by})"
+COUNTER_NOTES = {"collected": COUNTER_NOTE, "refunded": REFUNDED_NOTE}
 #: Most compensation ids one Pull may ask about (PullRequest.open_compensation_ids); the device sends
 #: its newest open ones, so a longer list is a device bug, refused rather than answered in part.
 MAX_ASKED = 200
@@ -87,7 +90,8 @@ def close(storage: Storage, compensation_id: str, note: str) -> dict[str, Any]:
     return {"id": compensation_id, "state": "closed", "note": note}
 
 
-def close_at_counter(conn: Any, *, compensation_id: str, device_id: str, by: str, at_ms: int) -> str:
+def close_at_counter(conn: Any, *, compensation_id: str, device_id: str, by: str, at_ms: int,
+                     state: str = "collected") -> str:
     """Inside an open cloud transaction: close a flagged sale the cashier settled at the counter.
 
     Returns "" when it is closed by this call (or was, by the same close, before a lost ack), else
@@ -96,7 +100,7 @@ def close_at_counter(conn: Any, *, compensation_id: str, device_id: str, by: str
     comp = conn.execute("SELECT kind FROM compensations WHERE event_id = ?", (compensation_id,)).fetchone()
     if comp is None or comp[0] not in COUPON_KINDS:
         raise InvalidRequestError(f"{compensation_id!r} is not a flagged sale; nothing to close at the counter")
-    note = COUNTER_NOTE.format(device=device_id, by=by or "cashier")[:MAX_NOTE]
+    note = COUNTER_NOTES[state].format(device=device_id, by=by or "cashier")[:MAX_NOTE]
     old = conn.execute("SELECT note FROM reconcile_closures WHERE compensation_id = ?", (compensation_id,)).fetchone()
     if old is None:
         conn.execute("INSERT INTO reconcile_closures VALUES (?, ?, ?)", (compensation_id, note, at_ms))

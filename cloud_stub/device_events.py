@@ -121,8 +121,9 @@ class _Push:
     def close_at_counter(self, p: sync_pb2.ReconciliationEvent) -> None:
         """The cashier's 已补收: close the flagged sale for the operator too — only the device it was
         issued to may (binding.EVENT_OWNERS); a close already there is kept and answered DUPLICATE."""
-        if p.state != "collected":
-            raise InvalidRequestError(f"reconciliation state {p.state[:40]!r} is not one a counter reports (collected)")
+        if p.state not in cli_reconcile.COUNTER_NOTES:
+            raise InvalidRequestError(f"reconciliation state {p.state[:40]!r} is not one a counter reports"
+                                      f" ({', '.join(cli_reconcile.COUNTER_NOTES)})")
         by = validate.text(p.resolved_by, "resolved_by", max_len=64)
         at = validate.event_time(p.resolved_at_ms + self.shift, "resolved_at_ms", now=self.now)
         with self.storage.transaction("reconcile at counter") as conn:
@@ -130,7 +131,7 @@ class _Push:
             if refusal:
                 raise InvalidRequestError(refusal)
             kept = cli_reconcile.close_at_counter(conn, compensation_id=p.compensation_id,
-                                                  device_id=self.device_id, by=by, at_ms=at)
+                                                  device_id=self.device_id, by=by, at_ms=at, state=p.state)
         if kept:
             raise _Duplicate(kept)
 

@@ -94,6 +94,8 @@ def absorb(replica: Any, audit: AuditLog) -> list[dict[str, Any]]:
                     "resolved_by": "refund" if state != "open" else None}
             conn.execute("INSERT INTO pos_reconciliation VALUES (:compensation_id, :sale_id, :kind, :amount_cents,"
                          " :coupon_id, :message, :state, :created_at_ms, :resolved_at_ms, :resolved_by)", item)
+            if state == "refunded":  # the sale was refunded in full before the cloud's word came: say so
+                close_for_refund(conn, replica.cipher, item["compensation_id"], item["sale_id"] or "", "refund", now)
             audit.append(conn, "reconcile", {"compensation_id": item["compensation_id"], "sale_id": item["sale_id"],
                                              "kind": item["kind"], "coupon_id": item["coupon_id"],
                                              "amount_cents": item["amount_cents"], "state": state,
@@ -143,6 +145,18 @@ def text(item: dict[str, Any]) -> str:
     zh, en = TEXTS.get(item["kind"], OTHER)
     amount = yuan(int(item["amount_cents"]))
     return f"{zh.format(amount=amount)} · {en.format(amount=amount)}"
+
+
+def close_for_refund(conn: Any, cipher: Any, compensation_id: str, sale_id: str, by: str, now: int) -> str:
+    """Inside the refund's transaction: the whole sale was refunded, so its open item is closed as
+    "refunded" here and the cloud is told (outbox); returns the event id. The refund's audit entry
+    counts it (``reconciliation_closed``)."""
+    conn.execute("UPDATE pos_reconciliation SET state = 'refunded', resolved_at_ms = ?, resolved_by = ?"
+                 " WHERE compensation_id = ? AND state = 'open'", (now, by, compensation_id))
+    conn.execute("UPDATE compensations SET seen = 1 WHERE compensation_id = ?", (compensation_id,))
+    return enqueue(conn, cipher, "reconciliation", sync_pb2.ReconciliationEvent(
+        compensation_id=compensation_id, sale_id=sale_id, state="refunded", resolved_by=by, resolved_at_ms=now),
+        now_ms=now)
 
 
 def resolve(replica: Any, audit: AuditLog, compensation_id: str, by: str = "cashier") -> dict[str, Any]:

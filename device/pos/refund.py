@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from api.v1 import sync_pb2
-from device.pos import store
+from device.pos import reconcile, store
 from device.pos.audit import AuditLog
 from device.pos.payment import PaymentError, PaymentGateway, PaymentOffline
 from device.pos.receipt import sale_id_from_qr
@@ -245,10 +245,13 @@ def _record(replica: Any, audit: AuditLog, sale: dict[str, Any], row: dict[str, 
                      (status, refunded, sale["sale_id"]))
         closed = 0
         if status == "refunded":
-            # A coupon difference still to collect on this sale is moot once the whole sale is refunded.
-            closed = conn.execute("UPDATE pos_reconciliation SET state = 'refunded', resolved_at_ms = ?,"
-                                  " resolved_by = ? WHERE sale_id = ? AND state = 'open'",
-                                  (now, by, sale["sale_id"])).rowcount
+            # A coupon difference still to collect on this sale is moot once the whole sale is refunded;
+            # the cloud's operator is told so, as for the cashier's 已补收 (device/pos/reconcile.py).
+            moot = [r[0] for r in conn.execute("SELECT compensation_id FROM pos_reconciliation"
+                                               " WHERE sale_id = ? AND state = 'open'", (sale["sale_id"],))]
+            for comp_id in moot:
+                reconcile.close_for_refund(conn, replica.cipher, comp_id, sale["sale_id"], by, now)
+            closed = len(moot)
         audit.append(conn, "refund", {"sale_id": sale["sale_id"], "refund_id": row["refund_id"], "seq": row["seq"],
                                       "by": by, "mode": sale["mode"], "path": path, "event_id": event_id,
                                       "amount_cents": amount, "clawback_cents": int(row["clawback_cents"]),

@@ -219,3 +219,9 @@ def test_offline_counter_against_the_members_online_redemption(counters, cloud, 
     assert reconcile.items(a.replica, open_only=False)[-1]["state"] == "refunded"
     assert a.audit.entries("refund")[-1]["data"]["reconciliation_closed"] == 1
 
+    # The operator hears of it with the next sync: the flagged sale is closed in the cloud with the
+    # counter's note, not left open for somebody to chase.
+    cli("joyedge", "sync", "--config", str(cfg_a), "--once")
+    listed = json.loads(cli("joyedge-cloud", "reconcile", "list", "--all", "--json", "--db", str(cloud.db)).stdout)
+    closed = next(i for i in listed if i["id"] == item["compensation_id"])
+    assert closed["state"] == "closed" and "refunded in full at counter " + a_id in closed["note"], closed
