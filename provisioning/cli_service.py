@@ -72,6 +72,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"sync       {s.sync.state}, {lag}, outbox {s.sync.outbox_depth}, quarantined {s.sync.quarantined}, "
           f"last success {_ago(s.sync.last_success_ms)}")
     print(f"accel      {s.accelerator}")
+    ident = s.identity
+    print(f"identity   {ident.members} members, {ident.templates} templates; {ident.detail}; "
+          f"pays without phone digits from {ident.payment_threshold:.3f}"
+          + ("" if ident.scaled else " (fixed thresholds: scale_with_gallery = false)"))
     print(f"disk       {s.disk.free_bytes / 1e9:.1f} GB free of {s.disk.total_bytes / 1e9:.1f} GB ({free:.0%}) "
           f"at {s.disk.path}")
     print(f"cert       serial {s.certificate_serial}, valid until {_ago(s.certificate_not_after_ms)}")

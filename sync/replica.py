@@ -354,6 +354,12 @@ class Replica:
                 self._conn.execute("COMMIT")
         return (int(rev_row[0]) if rev_row else 0), self._decrypt(rows), gone
 
+    def template_counts(self) -> tuple[int, int]:
+        """(members with a template, templates), without decrypting anything."""
+        with self._lock:
+            row = self._conn.execute("SELECT count(DISTINCT member_id), count(*) FROM templates").fetchone()
+        return int(row[0]), int(row[1])
+
     def templates(self) -> list[TemplateRow]:
         """Every template, decrypted into RAM."""
         with self._lock:

@@ -57,7 +57,7 @@ class DiskState(_message.Message):
     def __init__(self, path: _Optional[str] = ..., total_bytes: _Optional[int] = ..., free_bytes: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("device_id", "site_id", "store_id", "profile", "software_version", "uptime_s", "host_uptime_s", "sync", "peripherals", "accelerator", "models", "disk", "certificate_not_after_ms", "certificate_serial")
+    __slots__ = ("device_id", "site_id", "store_id", "profile", "software_version", "uptime_s", "host_uptime_s", "sync", "peripherals", "accelerator", "models", "disk", "certificate_not_after_ms", "certificate_serial", "identity")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class StatusResponse(_message.Message):
     DISK_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_SERIAL_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     site_id: str
     store_id: str
@@ -86,7 +87,26 @@ class StatusResponse(_message.Message):
     disk: DiskState
     certificate_not_after_ms: int
     certificate_serial: str
-    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., profile: _Optional[str] = ..., software_version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., host_uptime_s: _Optional[float] = ..., sync: _Optional[_Union[SyncState, _Mapping]] = ..., peripherals: _Optional[_Iterable[_Union[PeripheralState, _Mapping]]] = ..., accelerator: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelState, _Mapping]]] = ..., disk: _Optional[_Union[DiskState, _Mapping]] = ..., certificate_not_after_ms: _Optional[int] = ..., certificate_serial: _Optional[str] = ...) -> None: ...
+    identity: IdentityState
+    def __init__(self, device_id: _Optional[str] = ..., site_id: _Optional[str] = ..., store_id: _Optional[str] = ..., profile: _Optional[str] = ..., software_version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., host_uptime_s: _Optional[float] = ..., sync: _Optional[_Union[SyncState, _Mapping]] = ..., peripherals: _Optional[_Iterable[_Union[PeripheralState, _Mapping]]] = ..., accelerator: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelState, _Mapping]]] = ..., disk: _Optional[_Union[DiskState, _Mapping]] = ..., certificate_not_after_ms: _Optional[int] = ..., certificate_serial: _Optional[str] = ..., identity: _Optional[_Union[IdentityState, _Mapping]] = ...) -> None: ...
+
+class IdentityState(_message.Message):
+    __slots__ = ("members", "templates", "match_threshold", "greet_threshold", "payment_threshold", "scaled", "detail")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    MATCH_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    GREET_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SCALED_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    members: int
+    templates: int
+    match_threshold: float
+    greet_threshold: float
+    payment_threshold: float
+    scaled: bool
+    detail: str
+    def __init__(self, members: _Optional[int] = ..., templates: _Optional[int] = ..., match_threshold: _Optional[float] = ..., greet_threshold: _Optional[float] = ..., payment_threshold: _Optional[float] = ..., scaled: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class SelfTestRequest(_message.Message):
     __slots__ = ("target",)

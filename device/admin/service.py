@@ -210,6 +210,24 @@ class DeviceAdminServicer(admin_pb2_grpc.DeviceAdminServicer):
                                    outbox_depth=int(st.get("outbox_depth", 0)), quarantined=int(st.get("quarantined", 0)),
                                    last_success_ms=int(float(last) * 1000) if last else 0)
 
+    def _identity(self) -> admin_pb2.IdentityState:
+        from device.assemble import open_set_policy
+
+        with self._lock:
+            members, templates = self.replica.template_counts()
+        policy = open_set_policy(self.cfg)
+        th = policy.thresholds(templates)
+        if th.greet >= 1.0:
+            detail = "face alone never greets at this size: every member confirms with the phone's last 4 digits"
+        elif th.greet > th.base:
+            detail = (f"face alone greets from {th.greet:.3f}; matches from {th.base:.3f} ask for the phone's last 4"
+                      " digits first")
+        else:
+            detail = f"face alone greets from {th.greet:.3f}"
+        return admin_pb2.IdentityState(members=members, templates=templates, match_threshold=th.base,
+                                       greet_threshold=th.greet, payment_threshold=th.payment,
+                                       scaled=policy.tail is not None, detail=detail)
+
     @_admin
     def Status(self, request: admin_pb2.StatusRequest, context: grpc.ServicerContext,
                caller: Caller) -> admin_pb2.StatusResponse:
@@ -224,7 +242,7 @@ class DeviceAdminServicer(admin_pb2_grpc.DeviceAdminServicer):
             device_id=ident.device_id, site_id=ident.site_id, store_id=ident.store_id, profile=self.cfg.profile,
             software_version=self.version, uptime_s=time.monotonic() - self.started, host_uptime_s=host_uptime,
             sync=self._sync(), peripherals=self._peripherals(), accelerator=self._accelerator(),
-            models=self._models(),
+            models=self._models(), identity=self._identity(),
             disk=admin_pb2.DiskState(path=str(data_dir), total_bytes=usage.total, free_bytes=usage.free),
             certificate_not_after_ms=int(ident.not_after.timestamp() * 1000), certificate_serial=f"{ident.serial:x}")
 

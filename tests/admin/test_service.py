@@ -39,6 +39,36 @@ def test_status_reports_the_device(admin, device, tech_dir) -> None:
     assert table.returncode == 0 and DEVICE_ID in table.stdout and "PERIPHERAL" in table.stdout
 
 
+def test_status_says_when_the_gallery_is_too_large_for_the_face_alone(admin, device, tech_dir) -> None:
+    """A technician asked "why does the mirror ask everybody for their phone digits?" sees the answer."""
+    import numpy as np
+
+    from api.v1 import crm_pb2, sync_pb2
+
+    def status() -> dict:
+        return _run("status", f"{LOOPBACK}:{admin.port}", "--cert-dir", str(tech_dir), "--json")["identity"]
+
+    empty = status()
+    assert empty["greet_threshold"] == empty["match_threshold"] == pytest.approx(0.93)
+    assert empty["scaled"] and "phone" not in empty["detail"]
+    vectors = np.random.default_rng(2).normal(size=(3_000, 128)).astype("<f4")
+    changes = [sync_pb2.Change(seq=i + 1, key=f"T{i}", template=crm_pb2.FaceTemplate(
+        template_id=f"T{i}", member_id=f"M{i // 2}", model="dlib_resnet_v1", vector=v.tobytes(), weight=1.0))
+        for i, v in enumerate(vectors)]
+    replica = Replica(device.cfg.db_path, TemplateCipher(device.cfg.identity_dir))
+    try:
+        replica.apply_batch(sync_pb2.StreamBatch(stream=sync_pb2.STREAM_TEMPLATES, changes=changes,
+                                                 next_seq=len(changes)))
+    finally:
+        replica.close()
+    large = status()
+    assert (int(large["members"]), int(large["templates"])) == (1_500, 3_000)
+    assert large["greet_threshold"] > 0.96 and large["payment_threshold"] > large["greet_threshold"]
+    assert "last 4 digits" in large["detail"]
+    table = joyprov("status", f"{LOOPBACK}:{admin.port}", "--cert-dir", str(tech_dir)).stdout
+    assert "1500 members, 3000 templates" in table and "phone" in table
+
+
 def test_logs_tail_and_since_merge_the_processes(admin, device, tech_dir) -> None:
     d = logfile.log_dir(device.cfg.device.data_dir)
     d.mkdir(parents=True, exist_ok=True)
