@@ -32,6 +32,44 @@ from device.gallery import Gallery  # noqa: E402
 PROBES = 50  # distinct probes, cycled: half gallery members (a match), half strangers
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc), in MB; 0 where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1e3
+    except OSError:
+        pass
+    return 0.0
+
+
+def memory(n: int) -> dict[str, float]:
+    """What a device's gallery of n templates costs in RAM: resident memory before the load, after it
+    (float32 matrix) and after the int8 copy is built, measured on a gallery of its own."""
+    import gc
+
+    rng = np.random.default_rng(1)
+    gc.collect()
+    before = rss_mb()  # the rows below are views of one matrix, which the load copies; then it is freed
+    vecs = rng.normal(size=(n, 128)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    rows = [(f"M{i:07d}", vecs[i], 1.0) for i in range(n)]
+    del vecs
+    gallery = Gallery()
+    gallery.load(rows)
+    del rows
+    gc.collect()
+    loaded = rss_mb()
+    gallery.search(rng.normal(size=128).astype(np.float32))  # builds the int8 copy
+    gc.collect()
+    built = rss_mb()
+    out = {"rss_load_mb": loaded - before, "rss_int8_mb": built - loaded,
+           "matrix_mb": gallery._matrix.nbytes / 1e6, "compact_mb": gallery.compact_bytes / 1e6}
+    del gallery
+    gc.collect()
+    return out
+
+
 def bench(n: int, repeat: int = 200) -> dict[str, float]:
     """Search (two-stage, float32-only, faiss) and copy times for n members with one template each."""
     rng = np.random.default_rng(0)
@@ -100,7 +138,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = [bench(int(s), args.repeat) for s in args.sizes.split(",")]
+    rows = [bench(int(s), args.repeat) | memory(int(s)) for s in args.sizes.split(",")]
     if args.json:
         print(json.dumps(rows))
     else:
@@ -110,6 +148,8 @@ def main() -> int:
             print(f"N={r['n']:>8}: search {r['search_ms']:.3f} ms (float32-only {r['plain_ms']:.3f}), copy "
                   f"{r['copy_ms']:.2f} ms ({r['bandwidth_gbs']:.1f} GB/s), search/copy x{r['search_vs_bandwidth']:.2f},"
                   f" int8 copy {r['compact_mb']:.1f} MB built in {r['build_ms']:.0f} ms{extra}")
+            print(f"           RAM: gallery +{r['rss_load_mb']:.0f} MB resident (matrix {r['matrix_mb']:.0f} MB),"
+                  f" int8 copy +{r['rss_int8_mb']:.0f} MB resident ({r['compact_mb']:.0f} MB of arrays)")
     return 0
 
 
