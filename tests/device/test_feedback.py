@@ -10,18 +10,8 @@ from device.gallery import Gallery
 from device.identity import NOT_ME_FLOOR, Identifier
 from sync.crypto import TemplateCipher
 from sync.replica import Replica
-
-
-def _unit(v):
-    v = np.asarray(v, dtype=np.float32)
-    return v / np.linalg.norm(v)
-
-
-def _near(base: np.ndarray, cos: float, seed: int) -> np.ndarray:
-    """A unit vector at exactly cosine ``cos`` from ``base``."""
-    other = np.random.default_rng(seed).normal(size=base.size)
-    other = _unit(other - other.dot(base) * base)
-    return _unit(cos * base + np.sqrt(1 - cos**2) * other)
+from tests.device.vectors import near as _near
+from tests.device.vectors import unit as _unit
 
 
 @pytest.fixture

@@ -12,17 +12,8 @@ from device.errors import DeviceError
 from device.gallery import Gallery
 from device.identity import Identifier
 from device.open_set import ImpostorTail, OpenSetPolicy
-
-
-def _unit(v):
-    v = np.asarray(v, dtype=np.float32)
-    return v / np.linalg.norm(v)
-
-
-def _near(base: np.ndarray, cos: float, seed: int) -> np.ndarray:
-    other = np.random.default_rng(seed).normal(size=base.size)
-    other = _unit(other - other.dot(base) * base)
-    return _unit(cos * base + np.sqrt(1 - cos**2) * other)
+from tests.device.vectors import near as _near
+from tests.device.vectors import unit as _unit
 
 
 def _default_policy(**kw) -> OpenSetPolicy:
