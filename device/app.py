@@ -30,6 +30,7 @@ from device.gallery import Gallery
 from device.greeting import attract_view, member_view, time_greeting_en, welcome_view
 from device.identity import Decision, Identifier, TrackVotes
 from device.mirror.actions import TouchActions
+from device.mirror.confirm import CONFIRM_COUNTERS, PhoneConfirm
 from device.mirror.content import choose
 from device.mirror.enrollment import EnrollmentFlow, member_codes
 from device.mirror.features import MirrorFeatures, ShopperAttributes
@@ -78,6 +79,11 @@ class RunStats:
 
     frames: int = 0
     latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CONFIRM_COUNTERS, 0))
+
+    def count(self, name: str) -> None:
+        """Count one event (e.g. "confirm_asked")."""
+        self.counts[name] = self.counts.get(name, 0) + 1
 
     def add(self, stage: str, ms: float) -> None:
         """Record one latency sample."""
@@ -88,7 +94,7 @@ class RunStats:
         return {k: round(statistics.median(v), 1) for k, v in self.latency_ms.items() if v}
 
 
-class MirrorApp(TouchActions):
+class MirrorApp(TouchActions, PhoneConfirm):
     """One mirror: owns the per-track identification state and publishes the mirror view."""
 
     def __init__(
@@ -149,6 +155,7 @@ class MirrorApp(TouchActions):
         self._track_started_ms: dict[int, int] = {}
         self._refused: set[int] = set()  # tracks whose shopper said "not me"
         self._accepted: dict[int, Decision] = {}  # the latest accepted decision per track
+        self._init_confirm()  # the phone-digits keypad for matches under the greeting threshold
         self._result_since: float | None = None
         self._lookup: LookupWorker | None = None
         self._degraded = ""  # the supervisor's line ("呼叫按钮未连接 · 请检查USB线"), "" when all is well
@@ -248,6 +255,7 @@ class MirrorApp(TouchActions):
             self.traffic.flush_all()
             if self._unsubscribe is not None:
                 self._unsubscribe()
+            _LOG.info("run: %d frames; %s", self.stats.frames, " ".join(f"{k}={v}" for k, v in self.stats.counts.items()))
         return self.stats
 
     def _idle(self) -> None:
@@ -271,7 +279,7 @@ class MirrorApp(TouchActions):
                 self._show(attract_view(), "attract")
             return
         if not self._votes and self._showing != "attract" and now - self._last_face >= ATTRACT_AFTER_S:
-            self._card = None
+            self._card = self._confirm = None
             self._show(attract_view(), "attract")
 
     # -- what the glass shows ----------------------------------------------------------------------
@@ -364,27 +372,41 @@ class MirrorApp(TouchActions):
         votes.add(decision)
         if decision.member_id is not None:
             self._accepted[event.track_id] = decision  # what "not me" will lower, if pressed
+            if not decision.confirm:
+                self._strong.add(event.track_id)  # the face alone was enough once: greet without the digits
         self._meta[event.track_id] = dict(event.meta or {})
         verdict = votes.verdict() if event.track_id not in self._refused else None
+        if self._confirm_on_embedding(event.track_id, verdict):
+            return
         already = self._greeted.get(event.track_id, "unset")
         if verdict is not None and already != verdict:
-            view = member_view(self.replica, verdict, self.store_id, self._now())
-            if view is not None:
-                _LOG.info("track %d: member %s (score %.3f)", event.track_id, verdict, decision.score)
-                self._record_visit(verdict, decision.score)
-                self._greeted[event.track_id] = verdict
-                card = f"c-{next(self._cards)}"
-                best = self._accepted.get(event.track_id, decision)
-                self._card = {"id": card, "member_id": verdict, "decision": best, "track": event.track_id}
-                view["card"] = card
-                if self.enrollment is not None:
-                    view["can_enroll"] = True  # "刷脸授权": the member's way to the withdrawal screen
-                self._show(view, "member")
+            if event.track_id not in self._strong:  # every accepted score under the gallery's greeting threshold
+                self._ask_confirm(event.track_id, verdict, self._accepted.get(event.track_id, decision))
+                return
+            if self._greet(event.track_id, verdict, decision):
                 return
         if already == "unset":
             self._greeted[event.track_id] = None
-            if self._showing != "member":
+            if self._showing not in ("member", "confirm"):
                 self._show(self._welcome(event.track_id), "welcome")
+
+    def _greet(self, track_id: int, member_id: str, decision: Decision) -> bool:
+        """Show ``member_id``'s card (it replaces a keypad) and record the visit; False when the member is gone."""
+        view = member_view(self.replica, member_id, self.store_id, self._now())
+        if view is None:
+            return False
+        _LOG.info("track %d: member %s (score %.3f)", track_id, member_id, decision.score)
+        self._record_visit(member_id, decision.score)
+        self._greeted[track_id] = member_id
+        card = f"c-{next(self._cards)}"
+        best = self._accepted.get(track_id, decision)
+        self._confirm = None
+        self._card = {"id": card, "member_id": member_id, "decision": best, "track": track_id}
+        view["card"] = card
+        if self.enrollment is not None:
+            view["can_enroll"] = True  # "刷脸授权": the member's way to the withdrawal screen
+        self._show(view, "member")
+        return True
 
     def _attributes(self, frame: Frame, track_id: int) -> ShopperAttributes:
         # The track's detection in this very frame (the tracker just matched it), so box and image agree.
@@ -410,9 +432,10 @@ class MirrorApp(TouchActions):
         attrs = self._shoppers.pop(track_id, ShopperAttributes())
         self._refused.discard(track_id)
         self._accepted.pop(track_id, None)
+        votes = self._votes.pop(track_id, None)
+        self._confirm_track_ended(track_id)
         self.traffic.add(started_ms=self._track_started_ms.pop(track_id, now_ms), ended_ms=now_ms,
                          age_band=attrs.age_band, gender=attrs.gender, orientation=attrs.orientation)
-        votes = self._votes.pop(track_id, None)
         member = self._greeted.pop(track_id, None)
         best_meta = self._meta.pop(track_id, dict(meta or {}))
         if votes is not None and member is not None and votes.verdict() != member:

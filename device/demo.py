@@ -318,6 +318,7 @@ def run_demo(opts: DemoOptions) -> int:
             "frames": stats.frames,
             "seconds": round(time.monotonic() - started, 1),
             "latency_ms": stats.medians() | _pipeline_medians(app.pipeline),
+            "counts": stats.counts,  # the mirror's phone-digit confirmations (confirm_asked, confirm_ok, ...)
             "payments": payments,
         }
         if opts.as_json:

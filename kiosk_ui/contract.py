@@ -6,6 +6,7 @@ on the glass of a public mirror, and an action the device does not know must not
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from kiosk_ui.errors import KioskError
@@ -24,13 +25,21 @@ _MIRROR_KEYS: Final[dict[str, dict[str, type]]] = {
         "prompt": str, "prompt_en": str, "progress": int, "liveness_done": int, "liveness_total": int,
         "message": str, "message_en": str,
     },
+    # A match the gallery's size makes too weak to greet on the face alone: a neutral greeting and a keypad
+    # for the phone's last four digits. Nothing of the member row may ride along (unknown keys are refused).
+    "confirm": {
+        "greeting": str, "greeting_en": str, "message": str, "message_en": str, "card": str, "tries_left": int,
+        "error": str, "error_en": str,
+    },
 }
 _MIRROR_REQUIRED: Final = {
     "attract": set(),
     "welcome": {"greeting"},
     "member": {"greeting", "tier", "points", "tier_keep_points", "coupons"},
     "enroll": {"step"},
+    "confirm": {"greeting", "message", "card", "tries_left"},
 }
+CONFIRM_MAX_TRIES: Final = 3  # tries_left is 1..CONFIRM_MAX_TRIES
 ENROLL_STEPS: Final = ("scan", "consent", "capture", "done", "failed", "withdrawn")
 FIND_CAR_STATUSES: Final = ("searching", "found", "none", "offline", "error")
 _CONTENT_KEYS: Final = {"id": str, "title": str, "body": str, "title_en": str, "body_en": str}
@@ -51,8 +60,12 @@ MIRROR_ACTIONS: Final[dict[str, dict[str, type]]] = {
     "withdraw": {},
     "retry": {},
     "cancel": {},
+    "confirm_phone": {"card": str, "digits": str},
+    "confirm_skip": {"card": str},
 }
 MAX_ACTION_FIELD = 200
+# Fields with a fixed shape. The refusal never repeats the value: the digits are a second factor.
+_ACTION_FORMATS: Final = {("confirm_phone", "digits"): (re.compile(r"[0-9]{4}"), "exactly 4 digits 0-9")}
 
 
 def _check_type(where: str, value: Any, kind: type) -> None:
@@ -97,6 +110,8 @@ def validate_mirror_model(model: Any) -> None:
         _check_dict("content", model["content"], _CONTENT_KEYS, {"id", "title", "body"})
     elif state == "enroll":
         _check_enroll(model)
+    elif state == "confirm" and not 1 <= model["tries_left"] <= CONFIRM_MAX_TRIES:
+        raise KioskError(f"mirror view model: tries_left must be 1..{CONFIRM_MAX_TRIES}, got {model['tries_left']}")
 
 
 def _check_member(model: dict[str, Any]) -> None:
@@ -151,4 +166,7 @@ def validate_action(view: str, action: Any) -> dict[str, Any]:
         if not isinstance(value, kind) or (isinstance(value, str) and not 0 < len(value) <= MAX_ACTION_FIELD):
             raise KioskError(f"mirror action {name!r}: {key} must be a non-empty {kind.__name__} "
                              f"of at most {MAX_ACTION_FIELD} characters")
+        fmt = _ACTION_FORMATS.get((name, key))
+        if fmt is not None and not fmt[0].fullmatch(value):
+            raise KioskError(f"mirror action {name!r}: {key} must be {fmt[1]}")
     return action

@@ -51,6 +51,10 @@ View-model contract of the "mirror" view (``publish`` validates it; unknown keys
      "progress": 0..3,                            # good frames captured
      "liveness_done", "liveness_total",           # challenge steps done / asked
      "message", "message_en"}                     # the outcome or the reason of a failure
+    {"state": "confirm", "card": "c-18",          # a match too weak for the gallery's size (device/open_set.py)
+     "greeting": "您好，下午好！", "greeting_en",    # neutral: nothing of the member before the digits
+     "message": "会员请输入手机尾号后四位…", "message_en",
+     "tries_left": 1..3, "error", "error_en"}      # the keypad's last refusal ("手机尾号不符，请重试…")
 
 Types: greeting, message, tier, title, hint, visit_cycle and device are strings; points, tier_keep_points
 and stars are integers (not bools); offline is a bool; degraded is a string.
@@ -64,6 +68,7 @@ actions (kiosk_ui.contract.MIRROR_ACTIONS, exact fields, unknown ones refused)::
     {"action": "find_car", "card": "c-17"}   {"action": "not_me", "card": "c-17"}
     {"action": "enroll_start"}   {"action": "consent_agree", "version": "face-v1"}
     {"action": "consent_decline"}   {"action": "withdraw"}   {"action": "retry"}   {"action": "cancel"}
+    {"action": "confirm_phone", "card": "c-18", "digits": "1234"}   {"action": "confirm_skip", "card": "c-18"}
 
 CSRF: the body must be ``Content-Type: application/json`` (a cross-site form cannot send that without a
 CORS preflight, which this server never grants), and an ``Origin`` or ``Sec-Fetch-Site`` header, when

@@ -1,4 +1,5 @@
-"""Touch actions on the mirror: find my car, "not me", and the enrollment taps (a mixin of MirrorApp).
+"""Touch actions on the mirror: find my car, "not me", the enrollment taps and the phone-digits keypad
+(a mixin of MirrorApp).
 
 The kiosk server's HTTP threads only queue an action (`MirrorApp._actions`); the app's loop drains the
 queue between frames, so every state change of the mirror happens on that one thread. A tap names the
@@ -50,6 +51,9 @@ class TouchActions:
 
     def _act(self, action: dict[str, Any]) -> None:
         name = action["action"]
+        if name in ("confirm_phone", "confirm_skip"):  # the phone-digits keypad (device/mirror/confirm.py)
+            self._confirm_action(action)
+            return
         card = self._card
         if name in ("_car", "find_car", "not_me"):
             if card is None or action.get("card") != card["id"] or self._view.get("card") != card["id"]:

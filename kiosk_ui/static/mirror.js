@@ -1,11 +1,13 @@
 // The 摩镜 page: renders the latest "mirror" view model pushed by kiosk_ui/server.py over SSE, and sends
 // taps back as actions (POST /api/mirror/action). The contract lives in server.py's module docstring.
 // Model data is only ever set with textContent. Chinese by default; the EN button switches the page.
+// The "confirm" keypad keeps the typed phone digits in this script only: the page shows dots, never digits.
 "use strict";
 
 (function () {
   const VIEW = document.body.dataset.view || "mirror";
-  const STATES = ["attract", "welcome", "member", "enroll"];
+  const STATES = ["attract", "welcome", "member", "enroll", "confirm"];
+  const DIGITS = 4;
   // A member's card must not stay on a public screen while the device cannot update it: after this
   // long without a stream, fall back to the attract screen (the server resends the model on reconnect).
   const STALE_MS = 20000;
@@ -17,6 +19,7 @@
       coupons: "我的优惠券", no_coupons: "暂无可用优惠券", consent_title: "刷脸服务授权书", version: "版本",
       agree: "我已阅读并同意", decline: "不同意", withdraw: "撤回刷脸授权", retry: "重试", close: "关闭", manage: "刷脸授权",
       keep: "保级", stars: "星", liveness: (d, n) => `活体检测 ${d}/${n}`, lang: "EN",
+      skip: "跳过", clear: "清除", ok: "确定", typed: (n) => `已输入 ${n}/${DIGITS} 位`,
     },
     en: {
       offline: "Offline", reconnecting: "Reconnecting…", attract_title: "Welcome", attract_sub: "Step closer to the mirror",
@@ -25,6 +28,7 @@
       version: "Version", agree: "I have read and agree", decline: "Decline", withdraw: "Withdraw consent",
       retry: "Try again", close: "Close", manage: "Face consent", keep: "to keep tier", stars: "stars",
       liveness: (d, n) => `Liveness ${d}/${n}`, lang: "中文",
+      skip: "Skip", clear: "Clear", ok: "OK", typed: (n) => `${n} of ${DIGITS} digits entered`,
     },
   };
 
@@ -34,6 +38,10 @@
   let model = { state: "attract" };
   // A public screen: the next shopper starts in Chinese again (the attract screen resets the switch).
   let lang = "zh";
+  // The digits typed on the keypad, and which keypad they belong to (its card and tries left): a new card
+  // or a refused try starts empty again.
+  let typed = "";
+  let typedFor = "";
 
   const t = (key) => I18N[lang][key];
   // The model's own text in the chosen language: "<key>_en" when English is on and the device sent it.
@@ -150,6 +158,32 @@
     setText("liveness", total ? t("liveness")(Number(m.liveness_done) || 0, total) : "");
   }
 
+  function showTyped() {
+    document.querySelectorAll("#confirm-dots li").forEach((li, i) => li.classList.toggle("on", i < typed.length));
+    $("confirm-dots").setAttribute("aria-label", t("typed")(typed.length));
+    $("confirm-ok").disabled = typed.length !== DIGITS;
+  }
+
+  function renderConfirm(m) {
+    const key = typeof m.card === "string" ? `${m.card}/${m.tries_left}` : "";
+    if (key !== typedFor) {
+      typed = "";
+      typedFor = key;
+    }
+    setText("confirm-error", pick(m, "error"));
+    showTyped();
+  }
+
+  function typeDigit(d) {
+    if (model.state !== "confirm") return;
+    if (d === "C") typed = "";
+    else if (d === "OK") {
+      if (typed.length === DIGITS) send("confirm_phone", { digits: typed });
+      typed = "";
+    } else if (/^[0-9]$/.test(d) && typed.length < DIGITS) typed += d;
+    showTyped();
+  }
+
   function render(next) {
     const m = next && typeof next === "object" ? next : {};
     model = m;
@@ -168,13 +202,14 @@
 
     // Every field not part of the new state is emptied, not just hidden: no stale personal data in the DOM.
     setText("greeting", state === "attract" ? "" : pick(m, "greeting"));
-    setText("message", state === "welcome" || state === "enroll" ? pick(m, "message") : "");
+    setText("message", ["welcome", "enroll", "confirm"].includes(state) ? pick(m, "message") : "");
     if (state === "member") renderMember(m);
     else clearMember();
     if (state === "welcome") renderWelcome(m);
     else renderWelcome({});
     if (state === "enroll") renderEnroll(m);
     else renderEnroll({ step: "" });
+    renderConfirm(state === "confirm" ? m : {});
 
     if (changed && state !== "attract") {
       const panel = $("panel");
@@ -184,9 +219,9 @@
     }
   }
 
-  async function send(name) {
-    const action = { action: name };
-    if (name === "find_car" || name === "not_me") action.card = model.card;
+  async function send(name, fields) {
+    const action = { action: name, ...(fields || {}) };
+    if (["find_car", "not_me", "confirm_phone", "confirm_skip"].includes(name)) action.card = model.card;
     if (name === "consent_agree") action.version = model.consent ? model.consent.version : "";
     try {
       const resp = await fetch(`/api/${encodeURIComponent(VIEW)}/action`, {
@@ -244,6 +279,8 @@
       lang = lang === "zh" ? "en" : "zh";
       applyLanguage();
       render(model);
+    } else if (button.dataset.digit) {
+      typeDigit(button.dataset.digit);
     } else if (button.dataset.action) {
       send(button.dataset.action);
     }

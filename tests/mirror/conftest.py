@@ -212,9 +212,10 @@ class RunningMirror:
 
 def start_mirror(models, daemon: SyncDaemon, store_id: str, publish: Callable, on_action: Callable | None,
                  cloud_address: str | None, device_name: str = "mirror-t1",
-                 member_codes: MemberCodeVerifier | None = None) -> RunningMirror:
+                 member_codes: MemberCodeVerifier | None = None, identifier: Identifier | None = None) -> RunningMirror:
     """A real MirrorApp on its own thread (real pipeline, gallery and features; the scripted camera), with
-    its own connection to the daemon's replica file, as the app and `joyedge sync` have in production."""
+    its own connection to the daemon's replica file, as the app and `joyedge sync` have in production.
+    ``identifier``: fixed thresholds 0.93/0.02 unless given (e.g. one whose thresholds follow the gallery)."""
     from inference.pipeline import FacePipeline
 
     replica = Replica(daemon.replica.path, daemon.replica.cipher)
@@ -229,7 +230,7 @@ def start_mirror(models, daemon: SyncDaemon, store_id: str, publish: Callable, o
                               car_finder=CarFinder(cloud_address, insecure=True) if cloud_address else None,
                               device_name=device_name, member_codes=member_codes)
     app = MirrorApp(camera=FakeCamera(scene), pipeline=FacePipeline(models["detector"], models["embedder"]),
-                    replica=replica, identifier=Identifier(Gallery(), threshold=0.93, min_margin=0.02),
+                    replica=replica, identifier=identifier or Identifier(Gallery(), threshold=0.93, min_margin=0.02),
                     store_id=store_id, timezone=None, publish=record, features=features, on_action=on_action)
     stop = threading.Event()
     thread = threading.Thread(target=lambda: (app.run(stop), features.close()), name="mirror-app")
