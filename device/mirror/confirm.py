@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,14 @@ from device.identity import Decision
 _LOG = logging.getLogger("device.app")
 
 CONFIRM_TRIES = 3  # wrong entries a track gets before it is refused (kiosk_ui.contract.CONFIRM_MAX_TRIES)
-CONFIRM_COUNTERS = ("confirm_asked", "confirm_ok", "confirm_failed", "confirm_skipped")
+CONFIRM_COUNTERS = ("confirm_asked", "confirm_ok", "confirm_failed", "confirm_skipped", "confirm_locked")
+# Tries are per track, so walking away and back would give a guesser 3 more each time. Per member: this
+# many wrong entries within MEMBER_LOCK_WINDOW_S stop the keypad for that member for MEMBER_LOCK_S (the
+# face alone still greets them when strong enough). Kept in RAM: a restart forgets, which costs a guesser
+# a reboot of the mirror per 5 tries — no better than walking back.
+MEMBER_LOCK_WRONG = 5
+MEMBER_LOCK_WINDOW_S = 600.0
+MEMBER_LOCK_S = 900.0
 
 
 def confirm_view(card: str, now: datetime, tries_left: int, wrong: bool = False) -> dict[str, Any]:
@@ -60,6 +68,28 @@ class PhoneConfirm:
         self._confirm_wrong: dict[int, int] = {}  # wrong entries per live track (kept when its screen is replaced)
         self._confirm_asked: set[int] = set()  # live tracks asked at least once (counted once each)
         self._strong: set[int] = set()  # live tracks with an accepted decision at or above the greeting threshold
+        self._member_wrong: dict[str, list[float]] = {}  # member → monotonic times of recent wrong entries
+        self._member_locked: dict[str, float] = {}  # member → monotonic time the keypad is offered again
+
+    def _confirm_locked(self, member_id: str) -> bool:
+        until = self._member_locked.get(member_id)
+        if until is None:
+            return False
+        if time.monotonic() >= until:
+            del self._member_locked[member_id]
+            return False
+        return True
+
+    def _note_wrong(self, member_id: str) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._member_wrong.get(member_id, []) if now - t < MEMBER_LOCK_WINDOW_S] + [now]
+        self._member_wrong[member_id] = recent
+        if len(recent) >= MEMBER_LOCK_WRONG:
+            self._member_locked[member_id] = now + MEMBER_LOCK_S
+            self._member_wrong.pop(member_id, None)
+            self.stats.count("confirm_locked")
+            _LOG.warning("mirror: %d wrong phone digits for member %s within %.0f s: no keypad for them for %.0f s",
+                         len(recent), member_id, MEMBER_LOCK_WINDOW_S, MEMBER_LOCK_S)
 
     def _ask_confirm(self, track_id: int, member_id: str, decision: Decision) -> None:
         """Show the keypad for ``member_id`` on ``track_id`` (kept as it is when already asking that)."""
@@ -67,6 +97,12 @@ class PhoneConfirm:
         if pending is not None and pending["track"] == track_id and pending["member_id"] == member_id:
             return  # a later, still weak embedding of the same shopper: keep the keypad and its tries
         self._greeted[track_id] = None
+        if self._confirm_locked(member_id):
+            _LOG.info("track %d: member %s under the greeting threshold, keypad locked after wrong digits: not greeted",
+                      track_id, member_id)
+            if self._showing not in ("member", "confirm"):
+                self._show(self._welcome(track_id), "welcome")
+            return
         member = self.replica.member(member_id)
         if member is None or len(str(member.get("phone_last4") or "")) != 4:
             # Nothing to check the digits against: no greeting, and no keypad that could never succeed.
@@ -112,6 +148,11 @@ class PhoneConfirm:
         wrong = self._confirm_wrong.get(track, 0) + 1
         self._confirm_wrong[track] = wrong
         _LOG.info("mirror: track %d: digits do not match (%d of %d tries)", track, wrong, CONFIRM_TRIES)
+        self._note_wrong(pending["member_id"])
+        if self._confirm_locked(pending["member_id"]):
+            self.stats.count("confirm_failed")
+            self._refuse_confirm(track)
+            return
         if wrong >= CONFIRM_TRIES:
             self.stats.count("confirm_failed")
             self._refuse_confirm(track)

@@ -125,7 +125,8 @@ def test_weak_match_asks_and_only_the_right_digits_greet(large, caplog):
     assert large.visits() == ["M1"]
     large.digits(asked["card"], "M1")  # a second submit of the old keypad: ignored
     assert large.glass is card and large.visits() == ["M1"]
-    assert large.app.stats.counts == {"confirm_asked": 1, "confirm_ok": 1, "confirm_failed": 0, "confirm_skipped": 0}
+    assert large.app.stats.counts == {"confirm_asked": 1, "confirm_ok": 1, "confirm_failed": 0, "confirm_skipped": 0,
+                                      "confirm_locked": 0}
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "digits do not match" in logged and "4321" not in logged and "4322" not in logged
 
@@ -194,6 +195,31 @@ def test_three_wrong_tries_refuse_the_track_for_the_rest_of_its_life(large):
     large.leaves(1)
     large.face(3, "M1", WEAK)  # she comes back: a new track is asked afresh
     assert large.glass["state"] == "confirm" and large.glass["tries_left"] == 3
+
+
+def test_walking_back_does_not_give_a_guesser_endless_tries(large):
+    """Tries are per track; per member, 5 wrong entries in 10 minutes stop the keypad for that member."""
+    large.face(1, "M1", WEAK)
+    for _ in range(3):
+        large.digits(large.glass["card"], "M1", right=False)
+    large.leaves(1)
+    large.face(2, "M1", WEAK)  # walks back: a new track, asked again ...
+    assert large.glass["state"] == "confirm"
+    for _ in range(2):  # ... but the 5th wrong entry for M1 locks the keypad for M1
+        large.digits(large.glass["card"], "M1", right=False)
+    assert large.glass["state"] == "welcome" and large.app.stats.counts["confirm_locked"] == 1
+    large.leaves(2)
+    large.face(3, "M1", WEAK)
+    assert large.glass["state"] == "welcome" and large.app.stats.counts["confirm_asked"] == 2  # not asked
+    large.face(4, "M2", WEAK)  # another member is asked as usual
+    assert large.glass["state"] == "confirm"
+    large.leaves(4)
+    large.leaves(3)
+    large.app._member_locked = {m: 0.0 for m in large.app._member_locked}  # 15 minutes later
+    large.face(5, "M1", WEAK)
+    assert large.glass["state"] == "confirm" and large.glass["tries_left"] == 3
+    large.digits(large.glass["card"], "M1")
+    assert large.glass["state"] == "member" and large.visits() == ["M1"]
 
 
 def test_skip_refuses_the_track(large):
