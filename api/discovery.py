@@ -11,3 +11,12 @@ TXT_PROFILE = "profile"  # mirror | pos-flagship | pos-mobile
 TXT_VERSION = "version"  # joyedge software version
 TXT_SITE = "site"  # site id (mall), empty before enrollment
 TXT_KEYS = (TXT_ID, TXT_PROFILE, TXT_VERSION, TXT_SITE)
+# Added with the not-provisioned notice (device/notice_advertise.py). A device without `state` is an
+# older build's admin API: read it as ready.
+TXT_STATE = "state"  # ready (the admin API of an enrolled device) | not-provisioned (first boot failed)
+TXT_REASON = "reason"  # why it is not provisioned (UTF-8, at most TXT_REASON_MAX_BYTES, cut on a character)
+TXT_NOTICE = "notice"  # HTTP port of the notice page (/ and /api/provisioning) on the same host
+STATE_READY = "ready"
+STATE_NOT_PROVISIONED = "not-provisioned"
+# A TXT string is at most 255 bytes (RFC 6763 §6.1) including "reason=": 200 leaves room and a margin.
+TXT_REASON_MAX_BYTES = 200

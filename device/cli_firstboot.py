@@ -52,18 +52,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_notice(args: argparse.Namespace) -> int:
-    """Serve the not-provisioned banner on the kiosk port until stopped."""
+    """Serve the not-provisioned banner on the kiosk port until stopped, advertised on the LAN."""
+    from device.cli_common import stop_on_signals
+    from device.notice_advertise import notice_identity
     from device.provisioning_status import NoticeServer, provisioning
 
-    server = NoticeServer(args.data_dir, args.config, host=args.host, port=args.port)
-    print(f"joyedge firstboot-notice: {provisioning(args.data_dir, args.config)['banner']} "
-          f"on http://{args.host}:{server.port}/", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    interfaces = args.interface or None
+    advertise = not args.no_advertise
+    # Advertised, the page must answer the technician's laptop too (notice_url), not only the kiosk browser.
+    host = args.host or ((interfaces[0] if interfaces else "0.0.0.0") if advertise else "127.0.0.1")
+    identity = notice_identity([args.boot_dir] if args.boot_dir else None) if advertise else None
+    server = NoticeServer(args.data_dir, args.config, host=host, port=args.port, advertise=advertise,
+                          interfaces=interfaces, identity=identity)
+    # SIGTERM (systemctl stop) too must end through stop(): it sends the mDNS goodbye.
+    stop = stop_on_signals()
+    with server:
+        print(f"joyedge firstboot-notice: {provisioning(args.data_dir, args.config)['banner']} "
+              f"on http://{host}:{server.port}/"
+              f"{', advertised as ' + identity.device_id + '._joyedge._tcp.local.' if identity else ''}", flush=True)
+        stop.wait()
     return 0
 
 
@@ -91,6 +98,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="serve 设备未完成初始化 on the kiosk port (the unit runs it while the device is not provisioned)")
     n.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="device data directory")
     n.add_argument("--config", type=Path, default=DEFAULT_CONFIG_OUT, help="device config firstboot writes")
-    n.add_argument("--host", default="127.0.0.1", help="address to serve on (the kiosk browser's)")
+    n.add_argument("--host", help="address to serve on (default 0.0.0.0 when advertised, so `joyprov discover`'s "
+                                  "notice_url answers; 127.0.0.1 with --no-advertise)")
     n.add_argument("--port", type=int, default=8080, help="the kiosk port")
+    n.add_argument("--interface", action="append", metavar="IP",
+                   help="advertise (and bind) only on this address (repeatable; tests use 127.0.0.1)")
+    n.add_argument("--no-advertise", action="store_true",
+                   help="do not advertise the device as not provisioned over zeroconf")
+    n.add_argument("--boot-dir", type=Path,
+                   help="boot partition whose first-boot file names the device (default /boot/firmware or /boot)")
     n.set_defaults(func=cmd_notice)

@@ -5,7 +5,9 @@ done) with a reason an installer can act on and whether a retry can help (`retry
 a bad or used claim token, an invalid file). When the device config is missing the systemd units run
 `joyedge firstboot-notice` instead of the app (hardware/systemd/joyedge-notice.service): a small HTTP
 server on the kiosk port that answers every screen with 设备未完成初始化：<reason>（请联系安装人员） and
-reloads itself, so the kiosk browser shows the real app once the device is provisioned.
+reloads itself, so the kiosk browser shows the real app once the device is provisioned. With
+`advertise=True` it also advertises the device on the LAN as not provisioned, with the reason
+(device/notice_advertise.py), so `joyprov discover` finds it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from device.notice_advertise import NoticeAdvertiser, NoticeIdentity, notice_identity
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +99,19 @@ def banner(reason: str) -> str:
 
 class NoticeServer:
     """Serves the not-provisioned banner on every path (the kiosk pages' URLs included); `/healthz` and
-    `/api/provisioning` answer JSON. The status is read on every request, so a retry's outcome shows."""
+    `/api/provisioning` answer JSON. The status is read on every request, so a retry's outcome shows.
 
-    def __init__(self, data_dir: Path, config_path: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+    `advertise=True` also registers `<id>._joyedge._tcp.local.` with state not-provisioned, the reason
+    and this port (`interfaces` as for device/advertise.py; `identity` defaults to `notice_identity()`),
+    withdrawn by `stop()`.
+    """
+
+    def __init__(self, data_dir: Path, config_path: Path, host: str = "127.0.0.1", port: int = 8080, *,
+                 advertise: bool = False, interfaces: list[str] | None = None,
+                 identity: NoticeIdentity | None = None, version: str | None = None) -> None:
         self.data_dir, self.config_path = Path(data_dir), Path(config_path)
+        self.advertise, self.interfaces, self.identity, self.version = advertise, interfaces, identity, version
+        self.advertiser: NoticeAdvertiser | None = None
         notice = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -131,17 +144,33 @@ class NoticeServer:
         return int(self._httpd.server_address[1])
 
     def start(self) -> NoticeServer:
-        """Serve on a daemon thread."""
+        """Serve on a daemon thread (and advertise, when asked)."""
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="firstboot-notice", daemon=True)
         self._thread.start()
+        self._start_advertising()
         return self
 
     def serve_forever(self) -> None:
-        """Serve on the caller's thread until interrupted."""
+        """Serve on the caller's thread until interrupted (advertising first, when asked)."""
+        self._start_advertising()
         self._httpd.serve_forever()
 
+    def _start_advertising(self) -> None:
+        if not self.advertise or self.advertiser is not None:
+            return
+        if self.version is None:
+            from device.cli import VERSION
+
+            self.version = VERSION
+        self.identity = self.identity or notice_identity()
+        self.advertiser = NoticeAdvertiser(self.data_dir, self.config_path, port=self.port, identity=self.identity,
+                                           version=self.version, interfaces=self.interfaces).start()
+
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Withdraw the advertisement, stop serving and close the socket."""
+        adv, self.advertiser = self.advertiser, None
+        if adv is not None:
+            adv.stop()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()

@@ -92,15 +92,33 @@ def cmd_discover(args: argparse.Namespace) -> int:
         print("no JoyEdge devices seen: is this machine on the devices' LAN (same subnet; mDNS "
               "is not routed)? Try a longer --timeout", file=sys.stderr)
     else:
-        rows = [("ID", "PROFILE", "SITE", "VERSION", "ADDRESS", "HOST")]
-        rows += [(d.id, d.profile, d.site, d.version,
-                  f"{d.addresses[0] if d.addresses else '?'}:{d.port}", d.host) for d in devices]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        _print_devices(devices)
     if args.count is not None and len(devices) < args.count:
         raise NotFound(f"saw {len(devices)} of {args.count} devices within {args.timeout:g} s")
     return 0
+
+
+def _print_devices(devices: list) -> None:
+    """The discover table; a device that is not provisioned gets its state and reason on a line below its
+    row (a ready device's row is as it always was) and one `next:` hint at the end."""
+    from api.discovery import STATE_READY
+
+    rows = [("ID", "PROFILE", "SITE", "VERSION", "ADDRESS", "HOST")]
+    rows += [(d.id, d.profile, d.site, d.version,
+              f"{d.addresses[0] if d.addresses else '?'}:{d.port}", d.host) for d in devices]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)).rstrip())
+    for d, r in zip(devices, rows[1:], strict=True):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if d.state != STATE_READY:
+            print(f"  {d.state.upper()}: {d.reason or '(no reason given)'}"
+                  f"{'  — ' + d.notice_url if d.notice_url else ''}")
+    stuck = [d.id for d in devices if d.state != STATE_READY]
+    if stuck:
+        print(f"next: {', '.join(stuck)} not provisioned: fix the cause and power-cycle (a network failure is "
+              "retried at every boot), or write the card again with `joyprov configure TARGET --profile P "
+              "--cloud HOST:PORT --claim-token NEW` (`joyprov flash IMAGE TARGET --verify` first to reflash); "
+              "the screen shows the same reason")
 
 
 def cmd_bundle_keygen(args: argparse.Namespace) -> int:
@@ -176,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("discover", help="list JoyEdge devices on this LAN (mDNS _joyedge._tcp)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to listen (default 3)")
     p.add_argument("--count", type=int, help="stop as soon as N devices are seen; exit 6 if fewer")
-    p.add_argument("--site", help="only devices of this site (mall)")
+    p.add_argument("--site", help="only devices of this site (mall); a device that is not provisioned has "
+                                  "no site yet: leave --site out to see it")
     p.add_argument("--interface", action="append", metavar="IP",
                    help="listen only on the interface with this address (repeatable)")
     p.add_argument("--json", action="store_true", help="print the devices as a JSON list")

@@ -1,4 +1,9 @@
-"""`joyprov discover`: browse the LAN for `_joyedge._tcp.local.` devices (python-zeroconf)."""
+"""`joyprov discover`: browse the LAN for `_joyedge._tcp.local.` devices (python-zeroconf).
+
+A device whose first boot failed advertises from its not-provisioned notice (device/notice_advertise.py):
+`state` not-provisioned, the `reason`, and the notice page's port, shown here as `notice_url`. A device
+without `state` (an older build's admin API) is ready.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,17 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
-from api.discovery import SERVICE_TYPE, TXT_ID, TXT_PROFILE, TXT_SITE, TXT_VERSION
+from api.discovery import (
+    SERVICE_TYPE,
+    STATE_READY,
+    TXT_ID,
+    TXT_NOTICE,
+    TXT_PROFILE,
+    TXT_REASON,
+    TXT_SITE,
+    TXT_STATE,
+    TXT_VERSION,
+)
 from provisioning.errors import BadInput
 
 # How long one service's SRV/TXT/A lookup may take once its name was seen.
@@ -26,6 +41,16 @@ class Device:
     addresses: list[str]
     port: int
     name: str
+    state: str = STATE_READY  # ready | not-provisioned (api/discovery.py)
+    reason: str = ""  # why it is not provisioned, as its screen says
+    notice_url: str = ""  # http://<address>:<port>/ of its notice page (JSON at api/provisioning)
+
+
+def _notice_url(props: dict, addresses: list[str], host: str) -> str:
+    port = _txt(props, TXT_NOTICE)
+    if not port.isdigit():
+        return ""
+    return f"http://{addresses[0] if addresses else host}:{int(port)}/"
 
 
 def _txt(props: dict, key: str) -> str:
@@ -79,12 +104,16 @@ def discover(timeout: float, *, count: int | None = None, interfaces: list[str] 
                         found[name] = Device("", "", "", "", "", [], 0, name)  # seen, not resolved
                         continue
                     props = info.properties or {}
+                    host = (info.server or "").rstrip(".")
+                    addresses = [socket.inet_ntoa(a) for a in info.addresses if len(a) == 4]
+                    state = _txt(props, TXT_STATE) or STATE_READY
                     found[name] = Device(
                         id=_txt(props, TXT_ID) or name.removesuffix("." + SERVICE_TYPE),
                         profile=_txt(props, TXT_PROFILE), version=_txt(props, TXT_VERSION),
-                        site=_txt(props, TXT_SITE), host=(info.server or "").rstrip("."),
-                        addresses=[socket.inet_ntoa(a) for a in info.addresses if len(a) == 4],
-                        port=info.port or 0, name=name)
+                        site=_txt(props, TXT_SITE), host=host, addresses=addresses,
+                        port=info.port or 0, name=name, state=state,
+                        reason=_txt(props, TXT_REASON) if state != STATE_READY else "",
+                        notice_url=_notice_url(props, addresses, host) if state != STATE_READY else "")
                 if count is not None and len(wanted()) >= count:
                     break
         finally:
