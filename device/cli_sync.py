@@ -61,8 +61,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
                   + " | pushed " + ", ".join(f"{k} {v}" for k, v in pushed.items())
                   + f" | outbox {daemon.outbox.depth()}", flush=True)
             from device.pos.reconcile import sale_of
+            from sync import reconcile_closures
 
             for comp in daemon.outbox.compensations(unseen_only=True):
+                if comp["kind"] == reconcile_closures.KIND:  # the operator closed one (the app acts on it)
+                    print(f"joyedge sync: the operator closed {comp['cause_event_id']}: {comp['message']}", flush=True)
+                    continue
                 sale = sale_of(replica, comp)  # the counter's sale number, as its screen and receipt show it
                 print(f"joyedge sync: compensation {comp['kind']} for member {comp['member_id']}"
                       + (f" on sale {sale} (receipt {sale[5:21]})" if sale else "")

@@ -181,7 +181,8 @@ def test_operator_close_reaches_the_counter_and_another_counter_cannot_close_it(
     note = "店长免收 · waived by the store manager"
     cli("joyedge-cloud", "reconcile", "close", comp, "--note", note, "--db", str(cloud.db))
     assert comp in _cashier_items(b, screens)  # the counter does not know yet
-    _sync(cfg_b)
+    printed = _sync(cfg_b)
+    assert f"the operator closed {comp}: {note}" in printed and "compensation reconcile_closed" not in printed
     assert b.reconcile(force=True) == []  # no new item: the closure closes the existing one
     (local,) = [i for i in reconcile.items(b.replica, open_only=False) if i["compensation_id"] == comp]
     assert (local["state"], local["resolved_by"]) == ("closed", f"closed by operator: {note}")
