@@ -366,7 +366,7 @@ class MirrorApp(TouchActions, PhoneConfirm):
 
     def _on_embedding(self, event: Any) -> None:
         t0 = time.perf_counter()
-        decision = self.identifier.decide(event.embedding)
+        decision = self.identifier.decide(event.embedding, present=self.present_members())
         self.stats.add("match", (time.perf_counter() - t0) * 1000)
         votes = self._votes.setdefault(event.track_id, TrackVotes())
         votes.add(decision)
@@ -396,6 +396,7 @@ class MirrorApp(TouchActions, PhoneConfirm):
         if view is None:
             return False
         _LOG.info("track %d: member %s (score %.3f)", track_id, member_id, decision.score)
+        self._mark_present(member_id)
         self._record_visit(member_id, decision.score)
         self._greeted[track_id] = member_id
         card = f"c-{next(self._cards)}"

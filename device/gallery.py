@@ -9,6 +9,7 @@ quarter of the bytes: see device/gallery_scan.py). Nothing here is ever written 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections.abc import Iterable
@@ -65,6 +66,17 @@ class Gallery:
     def template_count(self) -> int:
         """Number of template rows."""
         return int(self._matrix.shape[0])
+
+    def templates_of(self, member_ids: Iterable[str]) -> int:
+        """How many template rows these members have (members not in the gallery count 0)."""
+        with self._lock:
+            members, starts, n = self._members, self._starts, int(self._matrix.shape[0])
+        count = 0
+        for member in set(member_ids):  # members are kept sorted (load and apply_delta sort them)
+            i = bisect.bisect_left(members, member)
+            if i < len(members) and members[i] == member:
+                count += int((starts[i + 1] if i + 1 < len(starts) else n) - starts[i])
+        return count
 
     def load(self, rows: list[tuple]) -> None:
         """Replace the gallery with (member_id, vector, weight) or (member_id, vector, weight, template_id) rows."""

@@ -7,6 +7,7 @@ as a member only when no embedding of it pointed at somebody else.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,23 +78,28 @@ class Identifier:
         self.policy = policy or OpenSetPolicy(None, match_threshold=threshold, payment_threshold=self.payment_threshold,
                                               greeting_fpir=1.0, payment_fpir=1.0)
 
-    def thresholds(self) -> Thresholds:
-        """The thresholds in force for the gallery as it is now."""
-        return self.policy.thresholds(self.gallery.template_count)
+    def thresholds(self, present: Collection[str] = ()) -> Thresholds:
+        """The thresholds in force for the gallery as it is now, with ``present`` members known to be here."""
+        return self.policy.thresholds(self.gallery.template_count, self.gallery.templates_of(present))
 
-    def decide(self, embedding: np.ndarray, payment: bool = False) -> Decision:
-        """Accept the best candidate, or return an unknown decision."""
+    def decide(self, embedding: np.ndarray, payment: bool = False, present: Collection[str] = ()) -> Decision:
+        """Accept the best candidate, or return an unknown decision.
+
+        ``present``: members known to be here today (device/open_set.py): a match to one of them needs
+        only the ``greet_present`` threshold to be greeted on the face alone.
+        """
         candidates = self.gallery.search(embedding, k=2)
         if not candidates:
             return Decision(None, 0.0, 0.0)
         best = candidates[0]
         runner_up = candidates[1].score if len(candidates) > 1 else -1.0
         margin = best.score - runner_up
-        limits = self.thresholds()
+        limits = self.thresholds(present)
         threshold = limits.payment if payment else self.threshold
         if best.score >= threshold and margin >= self.min_margin:
+            greet = limits.greet_present if best.member_id in present else limits.greet
             return Decision(best.member_id, best.score, margin, best.template_id, best.member_id,
-                            confirm=best.score < limits.greet)
+                            confirm=best.score < greet)
         return Decision(None, best.score, margin, best.template_id, best.member_id)
 
     def not_me(self, decision: Decision, replica: Replica) -> float | None:

@@ -24,6 +24,13 @@ the bounded tails a generalised Pareto fit finds on cosine scores (those put a h
 between ``base`` and ``greet`` it asks for the phone's last four digits first) and ``payment`` (from
 here the π-POS may skip the phone digits). With a small gallery ``greet`` equals ``base`` and nothing
 changes; see bench/RESULTS.md "Gallery size and the greeting threshold" for the measured figures.
+
+**Members known to be here.** A member who proved who they are today (the phone digits at this
+mirror, or a strong look) is very likely the person who matches them again an hour later; for the
+union bound that member is one of a handful, not one of thousands. So the FPIR budget is split:
+``present_share`` of it over the templates of the members present (``greet_present``), the rest over
+the whole gallery (``greet``). Summed over every member, a stranger's chance of being greeted as
+somebody still stays within ``greeting_fpir``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from device.errors import DeviceError
 # The tail starts at this quantile of the impostor scores; below it the empirical FAR is used
 # directly by calibration and the model is not needed.
 TAIL_QUANTILE = 0.98
+# The share of the greeting FPIR budget spent on members known to be present (see the docstring).
+PRESENT_SHARE = 0.5
 # Fewer exceedances than this and the mean excess is noise: refuse to fit rather than guess.
 MIN_EXCEEDANCES = 30
 BOOTSTRAP_ROUNDS = 400
@@ -122,6 +131,8 @@ class Thresholds:
     greet: float  # from here the face alone is enough to greet
     payment: float  # from here the π-POS does not ask for the phone digits (close candidates aside)
     templates: int
+    greet_present: float = 1.0  # the greeting threshold for members known to be present (== greet when none)
+    present: int = 0  # templates of the members present
 
 
 class OpenSetPolicy:
@@ -137,16 +148,24 @@ class OpenSetPolicy:
         self.payment_fpir = payment_fpir
         self._cache: Thresholds | None = None
 
-    def thresholds(self, templates: int) -> Thresholds:
-        """Thresholds for ``templates`` gallery rows (cached for the last size asked)."""
+    def thresholds(self, templates: int, present: int = 0) -> Thresholds:
+        """Thresholds for ``templates`` gallery rows, ``present`` of them of members known to be here
+        (cached for the last sizes asked)."""
         cached = self._cache
-        if cached is not None and cached.templates == templates:
+        if cached is not None and (cached.templates, cached.present) == (templates, present):
             return cached
-        greet, payment = self.match_threshold, self.payment_threshold
+        greet = greet_present = self.match_threshold
+        payment = self.payment_threshold
         if self.tail is not None and templates > 0:
-            greet = max(greet, self.tail.threshold_for_far(self.greeting_fpir / templates))
+            share = PRESENT_SHARE if present > 0 else 0.0
+            greet = max(greet, self.tail.threshold_for_far(self.greeting_fpir * (1.0 - share) / templates))
+            greet_present = greet
+            if present > 0:
+                greet_present = max(self.match_threshold,
+                                    self.tail.threshold_for_far(self.greeting_fpir * share / present))
             payment = max(payment, self.tail.threshold_for_far(self.payment_fpir / templates))
-        result = Thresholds(self.match_threshold, min(greet, 1.0), min(payment, 1.0), templates)
+        result = Thresholds(self.match_threshold, min(greet, 1.0), min(payment, 1.0), templates,
+                            min(greet_present, 1.0), present)
         self._cache = result
         return result
 

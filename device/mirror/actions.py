@@ -37,6 +37,7 @@ class TouchActions:
     _refused: set[int]
     _greeted: dict[int, str | None]
     _votes: dict[int, Any]
+    _present: dict[str, float]
 
     def _drain_actions(self) -> None:
         while True:
@@ -108,6 +109,7 @@ class TouchActions:
         _LOG.info("mirror: \"not me\" on card %s (member %s, template %s → factor %s)", card["id"],
                   card["member_id"], decision.template_id or "?", factor)
         track = card["track"]
+        self._present.pop(card["member_id"], None)  # a wrong greeting: nobody proved to be them here
         self._refused.add(track)
         self._greeted[track] = None
         self._votes.pop(track, None)

@@ -28,6 +28,11 @@ CONFIRM_COUNTERS = ("confirm_asked", "confirm_ok", "confirm_failed", "confirm_sk
 # many wrong entries within MEMBER_LOCK_WINDOW_S stop the keypad for that member for MEMBER_LOCK_S (the
 # face alone still greets them when strong enough). Kept in RAM: a restart forgets, which costs a guesser
 # a reboot of the mirror per 5 tries — no better than walking back.
+# A member greeted here (by a strong look or by the digits) counts as present for this long: a later
+# match to them is held to the present members' greeting threshold (device/open_set.py), so they are not
+# asked for the digits at every pass. At most MAX_PRESENT members (the oldest drop out first). RAM only.
+PRESENT_S = 4 * 3600.0
+MAX_PRESENT = 200
 MEMBER_LOCK_WRONG = 5
 MEMBER_LOCK_WINDOW_S = 600.0
 MEMBER_LOCK_S = 900.0
@@ -70,6 +75,20 @@ class PhoneConfirm:
         self._strong: set[int] = set()  # live tracks with an accepted decision at or above the greeting threshold
         self._member_wrong: dict[str, list[float]] = {}  # member → monotonic times of recent wrong entries
         self._member_locked: dict[str, float] = {}  # member → monotonic time the keypad is offered again
+        self._present: dict[str, float] = {}  # member → monotonic time they stop counting as present
+
+    def present_members(self) -> list[str]:
+        """Members greeted here within PRESENT_S (expired ones are dropped)."""
+        now = time.monotonic()
+        for member in [m for m, until in self._present.items() if until <= now]:
+            del self._present[member]
+        return list(self._present)
+
+    def _mark_present(self, member_id: str) -> None:
+        self._present.pop(member_id, None)  # re-inserted last: the dict's order is the eviction order
+        self._present[member_id] = time.monotonic() + PRESENT_S
+        while len(self._present) > MAX_PRESENT:
+            del self._present[next(iter(self._present))]
 
     def _confirm_locked(self, member_id: str) -> bool:
         until = self._member_locked.get(member_id)

@@ -136,3 +136,17 @@ def test_people_bootstrap_widens_the_bound_when_a_few_people_make_the_tail():
     by_people = ImpostorTail.fit(scores, sides=(a, b))
     assert (by_people.u, by_people.p_u) == (iid.u, iid.p_u)
     assert by_people.beta > 1.1 * iid.beta
+
+
+def test_members_known_to_be_present_share_the_budget_and_the_bound_still_holds():
+    policy = _default_policy()
+    n = 5_000
+    alone = policy.thresholds(n)
+    th = policy.thresholds(n, present=4)
+    # A handful present: their bar is far lower; everybody else's rises a little (half the budget).
+    assert th.base <= th.greet_present < alone.greet < th.greet
+    tail = policy.tail
+    assert (n - 4) * tail.far(th.greet) + 4 * tail.far(th.greet_present) <= 0.01 * (1 + 1e-9)
+    assert alone.greet_present == alone.greet  # nobody present: one bar for all
+    many = policy.thresholds(n, present=n)  # everybody "present": no better than before
+    assert many.greet_present >= alone.greet - 0.01

@@ -222,6 +222,35 @@ def test_walking_back_does_not_give_a_guesser_endless_tries(large):
     assert large.glass["state"] == "member" and large.visits() == ["M1"]
 
 
+def test_a_member_who_confirmed_today_is_greeted_on_the_next_pass(large):
+    """Once M1 proved who she is, she is one of a few members known to be here (device/open_set.py):
+    her next weak-but-accepted look is greeted without the digits; another member still is asked;
+    "not me" or four hours end it."""
+    large.face(1, "M1", WEAK)
+    large.digits(large.glass["card"], "M1")
+    assert large.glass["state"] == "member"
+    limits = large.app.identifier.thresholds(["M1"])
+    assert limits.greet_present <= WEAK < limits.greet  # the precondition, from the policy itself
+    large.leaves(1)
+    large.face(2, "M1", WEAK)  # an hour later, walking past again
+    assert large.glass["state"] == "member" and large.glass["greeting"].startswith("*建，")
+    assert large.visits() == ["M1", "M1"] and large.app.stats.counts["confirm_asked"] == 1
+    large.leaves(2)
+    large.face(3, "M2", WEAK)  # nobody vouched for M2 today
+    assert large.glass["state"] == "confirm"
+    large.leaves(3)
+    large.face(4, "M1", WEAK)
+    large.tap(action="not_me", card=large.glass["card"])  # it was not her after all
+    large.leaves(4)
+    large.face(5, "M1", STRONG)  # her template now weighs 0.95: 0.99 scores 0.94, over 0.93, under greet
+    assert large.glass["state"] == "confirm"  # not present any more: back to the digits
+    large.digits(large.glass["card"], "M1")
+    large.leaves(5)
+    large.app._present = {m: 0.0 for m in large.app._present}  # four hours later
+    large.face(6, "M1", STRONG)
+    assert large.glass["state"] == "confirm"
+
+
 def test_skip_refuses_the_track(large):
     large.face(1, "M1", WEAK)
     large.tap(action="confirm_skip", card=large.glass["card"])
