@@ -61,7 +61,7 @@ def cmd_notice(args: argparse.Namespace) -> int:
     advertise = not args.no_advertise
     # Advertised, the page must answer the technician's laptop too (notice_url), not only the kiosk browser.
     host = args.host or ((interfaces[0] if interfaces else "0.0.0.0") if advertise else "127.0.0.1")
-    identity = notice_identity([args.boot_dir] if args.boot_dir else None) if advertise else None
+    identity = notice_identity([args.boot_dir] if args.boot_dir else None, data_dir=args.data_dir) if advertise else None
     server = NoticeServer(args.data_dir, args.config, host=host, port=args.port, advertise=advertise,
                           interfaces=interfaces, identity=identity)
     # SIGTERM (systemctl stop) too must end through stop(): it sends the mDNS goodbye.

@@ -204,7 +204,8 @@ def run_firstboot_retrying(boot_dir: Path, *, data_dir: Path = DEFAULT_DATA_DIR,
 
     deadline = time.monotonic() + RETRY_FOR_S
     delay, attempts = BACKOFF_INITIAL_S, 0
-    write_status(data_dir, FirstbootStatus("running"))
+    forced_id = str(kw.get("device_id") or "")  # the notice advertises under it (device/notice_advertise.py)
+    write_status(data_dir, FirstbootStatus("running", device_id=forced_id))
     while True:
         attempts += 1
         try:
@@ -212,7 +213,7 @@ def run_firstboot_retrying(boot_dir: Path, *, data_dir: Path = DEFAULT_DATA_DIR,
         except DeviceError as err:
             retryable = getattr(err, "retryable", False)
             if retryable and time.monotonic() + delay < deadline:
-                write_status(data_dir, FirstbootStatus("retrying", str(err), True, attempts))
+                write_status(data_dir, FirstbootStatus("retrying", str(err), True, attempts, device_id=forced_id))
                 log.warning("firstboot: attempt %d failed, retrying in %.0f s: %s", attempts, delay, err)
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -220,10 +221,10 @@ def run_firstboot_retrying(boot_dir: Path, *, data_dir: Path = DEFAULT_DATA_DIR,
             reason = str(err)
             if retryable:
                 reason += f"; gave up after {attempts} attempts, the next boot tries again"
-            write_status(data_dir, FirstbootStatus("failed", reason, retryable, attempts))
+            write_status(data_dir, FirstbootStatus("failed", reason, retryable, attempts, device_id=forced_id))
             log.error("firstboot failed (%s): %s", "retryable, next boot" if retryable else "not retried", reason)
             raise FirstbootError(reason, retryable=retryable) from err
-        write_status(data_dir, FirstbootStatus("done", "", False, attempts))
+        write_status(data_dir, FirstbootStatus("done", "", False, attempts, device_id=forced_id))
         log.info("firstboot: device %s enrolled after %d attempt(s)", result.device_id, attempts)
         return result
 

@@ -48,20 +48,25 @@ class NoticeIdentity:
     profile: str = ""
 
 
-def notice_identity(boot_dirs: Iterable[Path] | None = None, system_root: Path = Path("/")) -> NoticeIdentity:
-    """The id and profile firstboot would use, from the first-boot file on the boot partition (only the
+def notice_identity(boot_dirs: Iterable[Path] | None = None, system_root: Path = Path("/"),
+                    data_dir: Path | None = None) -> NoticeIdentity:
+    """The id and profile firstboot would use: the id it was told (`--device-id`, kept in its status file
+    in ``data_dir``), else the one it derives from the first-boot file on the boot partition (only the
     hostname and profile are read; the claim token stays where it is), else this host's name."""
     from api.firstboot import DONE_FILENAME, FILENAME, parse
     from device.firstboot import BOOT_DIRS, device_id_for
+    from device.provisioning_status import read_status
 
+    status = read_status(Path(data_dir)) if data_dir is not None else None
+    forced = status.device_id if status is not None else ""
     for boot in boot_dirs if boot_dirs is not None else BOOT_DIRS:
         for name in (FILENAME, DONE_FILENAME):
             try:
                 cfg = parse((Path(boot) / name).read_text(encoding="utf-8"))
-                return NoticeIdentity(device_id_for(cfg, system_root, None), cfg.profile)
+                return NoticeIdentity(forced or device_id_for(cfg, system_root, None), cfg.profile)
             except (OSError, UnicodeDecodeError, ValueError, DeviceError):
                 continue  # absent, unreadable or invalid (the failure being reported, maybe): next
-    return NoticeIdentity(socket.gethostname().split(".", 1)[0] or "joyedge")
+    return NoticeIdentity(forced or socket.gethostname().split(".", 1)[0] or "joyedge")
 
 
 class NoticeAdvertiser:

@@ -42,6 +42,7 @@ class FirstbootStatus:
     retryable: bool = False  # a later attempt (next boot) can succeed without anyone changing anything
     attempts: int = 0
     updated_at_ms: int = 0
+    device_id: str = ""  # the id firstboot was told to use (--device-id); "" when it derives one
 
 
 def status_path(data_dir: Path) -> Path:
@@ -162,7 +163,7 @@ class NoticeServer:
             from device.cli import VERSION
 
             self.version = VERSION
-        self.identity = self.identity or notice_identity()
+        self.identity = self.identity or notice_identity(data_dir=self.data_dir)
         self.advertiser = NoticeAdvertiser(self.data_dir, self.config_path, port=self.port, identity=self.identity,
                                            version=self.version, interfaces=self.interfaces).start()
 

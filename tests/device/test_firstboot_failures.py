@@ -91,7 +91,12 @@ def test_unreadable_file_is_not_retried(tmp_path, fast_retry, capsys):
     (boot / FILENAME).write_bytes(b"\xff\xfe not toml at all")
     assert _firstboot(tmp_path, boot) == 2
     st = read_status(tmp_path / "data")
-    assert (st.state, st.retryable, st.attempts) == ("failed", False, 1)
+    assert (st.state, st.retryable, st.attempts, st.device_id) == ("failed", False, 1, "")
+    # An installer's --device-id is kept with the status: the notice advertises under it (notice_advertise).
+    assert joyedge(["firstboot", "--boot-dir", str(boot), "--data-dir", str(tmp_path / "data"), "--config-out",
+                    str(tmp_path / "etc" / "device.toml"), "--system-root", str(tmp_path / "root"),
+                    "--device-id", "counter-03"]) == 2
+    assert read_status(tmp_path / "data").device_id == "counter-03"
     code, status = _status(tmp_path, capsys)
     assert code == 1 and "cannot be read" in status["banner"]
 

@@ -177,3 +177,15 @@ def test_the_notice_command_advertises_and_says_goodbye_on_sigterm(failed_boot):
         proc.stdout.close()
         proc.stderr.close()
     assert _until(device_id, lambda r: r is None) is None
+
+
+def test_identity_is_the_id_firstboot_was_told_to_use(failed_boot, tmp_path):
+    """`joyedge firstboot --device-id X` keeps X in its status file, and the notice advertises as X — not as
+    the id it would derive from the card — so the technician finds the name the installer gave it."""
+    boot, data, _ = failed_boot
+    derived = notice_identity([boot], data_dir=data)
+    assert derived.device_id == f"mirror-09-{RUN}" and derived.profile == "mirror"
+    write_status(data, FirstbootStatus("failed", REFUSED, False, 1, device_id="counter-03"))
+    told = notice_identity([boot], data_dir=data)
+    assert (told.device_id, told.profile) == ("counter-03", "mirror")
+    assert notice_identity([tmp_path / "no-card"], data_dir=data).device_id == "counter-03"
