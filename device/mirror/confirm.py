@@ -45,7 +45,7 @@ def confirm_view(card: str, now: datetime, tries_left: int, wrong: bool = False)
         "card": card,
         "greeting": f"您好，{time_greeting(now)}！",
         "greeting_en": f"Hello, {time_greeting_en(now).lower()}!",
-        "message": "会员请输入手机尾号后四位，查看您的会员权益",
+        "message": "会员请输入手机尾号后四位，查看会员权益",
         "message_en": "Member? Enter the last 4 digits of your phone to see your benefits",
         "tries_left": tries_left,
     }

@@ -163,7 +163,7 @@ def test_weak_match_at_a_large_site_asks_for_the_phone_digits(page: Page, kiosk,
         mirror.scene.show([frame])
         expect(body).to_have_attribute("data-state", "confirm", timeout=FLOW_S)
         expect(page.locator("#greeting")).to_have_text(re.compile(r"^您好，.+好！$"))
-        expect(page.locator("#message")).to_have_text("会员请输入手机尾号后四位，查看您的会员权益")
+        expect(page.locator("#message")).to_have_text("会员请输入手机尾号后四位，查看会员权益")
         expect(page.locator("#confirm-ok")).to_be_disabled()
         assert_nothing_personal(page, member)
         assert_touch_targets(page)
