@@ -255,13 +255,13 @@ def held_out(faces: FaceSet, impostor: np.ndarray, i: np.ndarray, j: np.ndarray,
              seed: int) -> dict[str, Any]:
     """(b) fit on the impostor pairs within half A of the identities, count exceedances within half B."""
     people = np.array(sorted(set(faces.identity.tolist())))
+    person = np.unique(faces.identity, return_inverse=True)[1]  # each face's person as an integer
     rng = np.random.default_rng(seed)
     rows = []
     for s in range(splits):
         half_a = set(rng.permutation(people)[: people.size // 2].tolist())
         in_a = np.array([p in half_a for p in faces.identity])
         a_pairs, b_pairs = in_a[i] & in_a[j], ~in_a[i] & ~in_a[j]
-        person = np.unique(faces.identity, return_inverse=True)[1]
         tail = ImpostorTail.fit(impostor[a_pairs], seed=s, sides=(person[i][a_pairs], person[j][a_pairs]))
         b = impostor[b_pairs]
         row: dict[str, Any] = {"split": s, "pairs_a": int(a_pairs.sum()), "pairs_b": int(b.size),
@@ -344,9 +344,7 @@ def run(data: Path, splits: int = 10, repeats: int = 200, seed: int = 0) -> dict
     person = np.unique(faces.identity, return_inverse=True)[1]
     tail = ImpostorTail.fit(impostor, sides=(person[i], person[j]))  # bootstrap by people, not by pair
     cfg = IdentityConfig()
-    policy = OpenSetPolicy(ImpostorTail(**tail.as_dict()), match_threshold=cfg.match_threshold,
-                           payment_threshold=cfg.payment_threshold, greeting_fpir=cfg.greeting_fpir,
-                           payment_fpir=cfg.payment_fpir)
+    policy = OpenSetPolicy.from_config(cfg, ImpostorTail(**tail.as_dict()))
     tsims = faces.template @ faces.plain.T  # device-like pairs: enrolment template x probe
     tmask = faces.identity[i] != faces.identity[j]
     top = np.argsort(-impostor)[:6]

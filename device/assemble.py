@@ -9,7 +9,6 @@ from device.config import DeviceConfig
 from device.errors import DeviceError
 from device.gallery import Gallery
 from device.identity import Identifier
-from device.open_set import ImpostorTail, OpenSetPolicy
 from sync.crypto import TemplateCipher
 from sync.replica import Replica
 
@@ -32,17 +31,7 @@ def timezone_of(cfg: DeviceConfig) -> ZoneInfo | None:
 
 def build_identifier(cfg: DeviceConfig) -> Identifier:
     """An empty gallery and the configured open-set thresholds."""
-    return Identifier(Gallery(build_in_background=True), threshold=cfg.identity.match_threshold,
-                      min_margin=cfg.identity.min_margin, payment_threshold=cfg.identity.payment_threshold,
-                      policy=open_set_policy(cfg))
-
-
-def open_set_policy(cfg: DeviceConfig) -> OpenSetPolicy:
-    """Thresholds that rise with the gallery size (or stay fixed with scale_with_gallery = false)."""
-    ident = cfg.identity
-    tail = ImpostorTail(**ident.impostor_tail.model_dump()) if ident.scale_with_gallery else None
-    return OpenSetPolicy(tail, match_threshold=ident.match_threshold, payment_threshold=ident.payment_threshold,
-                         greeting_fpir=ident.greeting_fpir, payment_fpir=ident.payment_fpir)
+    return Identifier.from_config(Gallery(build_in_background=True), cfg.identity)
 
 
 def build_pipeline(cfg: DeviceConfig):  # -> inference.pipeline.FacePipeline

@@ -297,8 +297,7 @@ def calibrate(run: IdentifyRun, fpir: float = OPEN_SET_FPIR, payment_fpir: float
     tail: dict[str, float] | None = None
     table: list[dict[str, Any]] = []
     try:
-        sides = run.impostor_sides if run.impostor_sides and run.impostor_sides[0].size == run.impostor.size else None
-        tail = ImpostorTail.fit(run.impostor, sides=sides).as_dict()
+        tail = ImpostorTail.fit(run.impostor, sides=run.impostor_sides).as_dict()
     except DeviceError as err:
         notes.append(f"no impostor tail, so no gallery thresholds: {err}")
     else:
@@ -317,9 +316,7 @@ def gallery_thresholds(tail: ImpostorTail, match: float, payment: float, genuine
                        sizes: Sequence[int] = GALLERY_SIZES) -> list[dict[str, Any]]:
     """Greet and payment thresholds per gallery size (the device's own policy and FPIR defaults), and
     the share of genuine 1:1 pairs that still clear the greeting threshold (``tar_greet``)."""
-    defaults = IdentityConfig()
-    policy = OpenSetPolicy(tail, match_threshold=match, payment_threshold=payment,
-                           greeting_fpir=defaults.greeting_fpir, payment_fpir=defaults.payment_fpir)
+    policy = OpenSetPolicy.from_config(IdentityConfig(), tail, match_threshold=match, payment_threshold=payment)
     rows = []
     for size in sizes:
         th = policy.thresholds(size)

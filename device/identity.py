@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from device.config import IdentityConfig
 from device.gallery import Gallery
 from device.open_set import OpenSetPolicy, Thresholds
 from sync.replica import Replica
@@ -77,6 +78,12 @@ class Identifier:
         self.payment_threshold = max(threshold, payment_threshold if payment_threshold is not None else threshold)
         self.policy = policy or OpenSetPolicy(None, match_threshold=threshold, payment_threshold=self.payment_threshold,
                                               greeting_fpir=1.0, payment_fpir=1.0)
+
+    @classmethod
+    def from_config(cls, gallery: Gallery, ident: IdentityConfig) -> Identifier:
+        """An identifier over ``gallery`` with an ``[identity]`` section's thresholds and policy."""
+        return cls(gallery, threshold=ident.match_threshold, min_margin=ident.min_margin,
+                   payment_threshold=ident.payment_threshold, policy=OpenSetPolicy.from_config(ident))
 
     def thresholds(self, present: Collection[str] = ()) -> Thresholds:
         """The thresholds in force for the gallery as it is now, with ``present`` members known to be here."""

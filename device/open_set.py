@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from device.config import IdentityConfig
 from device.errors import DeviceError
 
 # The tail starts at this quantile of the impostor scores; below it the empirical FAR is used
@@ -147,6 +148,17 @@ class OpenSetPolicy:
         self.greeting_fpir = greeting_fpir
         self.payment_fpir = payment_fpir
         self._cache: Thresholds | None = None
+
+    @classmethod
+    def from_config(cls, ident: IdentityConfig, tail: ImpostorTail | None = None, *,
+                    match_threshold: float | None = None, payment_threshold: float | None = None) -> OpenSetPolicy:
+        """The policy of an ``[identity]`` section: its own tail (fixed thresholds when
+        ``scale_with_gallery`` is off), or ``tail`` and thresholds just measured (calibration, studies)."""
+        if tail is None and ident.scale_with_gallery:
+            tail = ImpostorTail(**ident.impostor_tail.model_dump())
+        return cls(tail, match_threshold=ident.match_threshold if match_threshold is None else match_threshold,
+                   payment_threshold=ident.payment_threshold if payment_threshold is None else payment_threshold,
+                   greeting_fpir=ident.greeting_fpir, payment_fpir=ident.payment_fpir)
 
     def thresholds(self, templates: int, present: int = 0) -> Thresholds:
         """Thresholds for ``templates`` gallery rows, ``present`` of them of members known to be here

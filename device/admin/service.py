@@ -211,11 +211,11 @@ class DeviceAdminServicer(admin_pb2_grpc.DeviceAdminServicer):
                                    last_success_ms=int(float(last) * 1000) if last else 0)
 
     def _identity(self) -> admin_pb2.IdentityState:
-        from device.assemble import open_set_policy
+        from device.open_set import OpenSetPolicy
 
         with self._lock:
             members, templates = self.replica.template_counts()
-        policy = open_set_policy(self.cfg)
+        policy = OpenSetPolicy.from_config(self.cfg.identity)
         th = policy.thresholds(templates)
         if th.greet >= 1.0:
             detail = "face alone never greets at this size: every member confirms with the phone's last 4 digits"

@@ -18,9 +18,7 @@ from tests.device.vectors import unit as _unit
 
 def _default_policy(**kw) -> OpenSetPolicy:
     cfg = IdentityConfig(**kw)
-    return OpenSetPolicy(ImpostorTail(**cfg.impostor_tail.model_dump()), match_threshold=cfg.match_threshold,
-                         payment_threshold=cfg.payment_threshold, greeting_fpir=cfg.greeting_fpir,
-                         payment_fpir=cfg.payment_fpir)
+    return OpenSetPolicy.from_config(cfg)
 
 
 def test_fit_recovers_an_exponential_tail_and_errs_high():

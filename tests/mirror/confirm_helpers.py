@@ -4,12 +4,9 @@ site "large"."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from api.v1 import crm_pb2, sync_pb2
-from device.assemble import open_set_policy
 from device.config import IdentityConfig
 from device.gallery import Gallery
 from device.identity import Identifier
@@ -20,9 +17,7 @@ PADDING = 2_000  # made-up templates: with the shipped tail the greeting thresho
 
 def sized_identifier() -> Identifier:
     """An identifier with the shipped [identity] defaults: the greeting threshold rises with the gallery."""
-    ident = IdentityConfig()
-    return Identifier(Gallery(), threshold=ident.match_threshold, min_margin=ident.min_margin,
-                      payment_threshold=ident.payment_threshold, policy=open_set_policy(SimpleNamespace(identity=ident)))
+    return Identifier.from_config(Gallery(), IdentityConfig())
 
 
 def unit_vectors(n: int, seed: int) -> np.ndarray:

@@ -79,20 +79,15 @@ def test_a_look_alike_is_a_clash_only_when_the_mirror_would_greet_it(mirror_devi
     import numpy as np
 
     from device.config import IdentityConfig
-    from device.open_set import ImpostorTail, OpenSetPolicy
     from tests.device.vectors import near
 
-    cfg = IdentityConfig()
     daemon = mirror_device("mirror-clash")
     daemon.sync_once()
 
     def identifier(rows):
         gallery = Gallery(scan_min_rows=None)
         gallery.load(rows)
-        policy = OpenSetPolicy(ImpostorTail(**cfg.impostor_tail.model_dump()), match_threshold=cfg.match_threshold,
-                               payment_threshold=cfg.payment_threshold, greeting_fpir=cfg.greeting_fpir,
-                               payment_fpir=cfg.payment_fpir)
-        return Identifier(gallery, threshold=cfg.match_threshold, min_margin=cfg.min_margin, policy=policy)
+        return Identifier.from_config(gallery, IdentityConfig())
 
     first = _enroll(daemon, mirror_cloud, models, shared_data, identifier([]))
     assert first.step == "done", first.view()

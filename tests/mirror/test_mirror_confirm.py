@@ -13,6 +13,7 @@ Screenshots go to test-artifacts/mirror-confirm-*.png (not committed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
@@ -139,10 +140,19 @@ def large_site(mirror_device, models, confirm_cloud, shared_data):
     return daemon, frame
 
 
-def start(models, daemon, confirm_cloud, kiosk) -> RunningMirror:
+@contextlib.contextmanager
+def walk_up(page: Page, kiosk, models, daemon, confirm_cloud, frame) -> Iterator[RunningMirror]:
+    """The device's mirror app on the kiosk, its page open, and the shopper of ``frame`` in front of the
+    camera; the app is stopped on exit."""
     cloud = confirm_cloud.cloud
-    return start_mirror(models, daemon, cloud.store_id, kiosk.publish, kiosk.on_action, cloud.address,
-                        identifier=sized_identifier())
+    mirror = start_mirror(models, daemon, cloud.store_id, kiosk.publish, kiosk.on_action, cloud.address,
+                          identifier=sized_identifier())
+    try:
+        browser.open_mirror(page, kiosk, UI_S)
+        mirror.scene.show([frame])
+        yield mirror
+    finally:
+        mirror.close()
 
 
 @pytest.mark.usefixtures("fast_flows")
@@ -156,11 +166,8 @@ def test_weak_match_at_a_large_site_asks_for_the_phone_digits(page: Page, kiosk,
     member = daemon.replica.member(confirm_cloud.member_id)
     right, wrong = member["phone_last4"], wrong_digits(member["phone_last4"])
     assert re.fullmatch(r"[0-9]{4}", right)
-    mirror = start(models, daemon, confirm_cloud, kiosk)
     body = page.locator("body")
-    try:
-        browser.open_mirror(page, kiosk, UI_S)
-        mirror.scene.show([frame])
+    with walk_up(page, kiosk, models, daemon, confirm_cloud, frame) as mirror:
         expect(body).to_have_attribute("data-state", "confirm", timeout=FLOW_S)
         expect(page.locator("#greeting")).to_have_text(re.compile(r"^您好，.+好！$"))
         expect(page.locator("#message")).to_have_text("会员请输入手机尾号后四位，查看会员权益")
@@ -204,8 +211,6 @@ def test_weak_match_at_a_large_site_asks_for_the_phone_digits(page: Page, kiosk,
         assert [f["member_id"] for f in daemon.replica.feedback_events()] == [confirm_cloud.member_id]
         counts = mirror.app.stats.counts
         assert (counts["confirm_asked"], counts["confirm_ok"], counts["confirm_failed"]) == (1, 1, 0)
-    finally:
-        mirror.close()
     asked = [m for m in mirror.published if m["state"] == "confirm"]
     assert asked and all(set(m) <= CONFIRM_KEYS for m in asked)
     for model in asked:
@@ -224,11 +229,8 @@ def test_three_wrong_tries_welcome_and_the_track_is_not_asked_again(page: Page, 
     daemon, frame = large_site
     member = daemon.replica.member(confirm_cloud.member_id)
     wrong = wrong_digits(member["phone_last4"])
-    mirror = start(models, daemon, confirm_cloud, kiosk)
     body = page.locator("body")
-    try:
-        browser.open_mirror(page, kiosk, UI_S)
-        mirror.scene.show([frame])
+    with walk_up(page, kiosk, models, daemon, confirm_cloud, frame) as mirror:
         expect(body).to_have_attribute("data-state", "confirm", timeout=FLOW_S)
         for left in (2, 1):
             type_digits(page, wrong)
@@ -255,19 +257,14 @@ def test_three_wrong_tries_welcome_and_the_track_is_not_asked_again(page: Page, 
         expect(body).to_have_attribute("data-state", "confirm", timeout=FLOW_S)
         expect(page.locator("#confirm-error")).to_have_text("")  # a new track: three tries again
         assert mirror.app.stats.counts["confirm_asked"] == 2
-    finally:
-        mirror.close()
 
 
 @pytest.mark.usefixtures("fast_flows")
 def test_skip_gives_the_neutral_welcome(page: Page, kiosk, models, confirm_cloud, large_site):
     daemon, frame = large_site
     member = daemon.replica.member(confirm_cloud.member_id)
-    mirror = start(models, daemon, confirm_cloud, kiosk)
     body = page.locator("body")
-    try:
-        browser.open_mirror(page, kiosk, UI_S)
-        mirror.scene.show([frame])
+    with walk_up(page, kiosk, models, daemon, confirm_cloud, frame) as mirror:
         expect(body).to_have_attribute("data-state", "confirm", timeout=FLOW_S)
         type_digits(page, "12")
         page.locator("#confirm-skip").click()
@@ -278,8 +275,6 @@ def test_skip_gives_the_neutral_welcome(page: Page, kiosk, models, confirm_cloud
         assert visits(daemon.replica) == []
         counts = mirror.app.stats.counts
         assert (counts["confirm_asked"], counts["confirm_skipped"], counts["confirm_ok"]) == (1, 1, 0)
-    finally:
-        mirror.close()
 
 
 @pytest.mark.usefixtures("fast_flows")
@@ -294,16 +289,11 @@ def test_small_site_greets_the_same_member_directly(page: Page, kiosk, mirror_de
     assert decision.member_id == confirm_cloud.member_id and not decision.confirm
     assert limits.greet == limits.base <= decision.score
     member = daemon.replica.member(confirm_cloud.member_id)
-    mirror = start(models, daemon, confirm_cloud, kiosk)
     body = page.locator("body")
-    try:
-        browser.open_mirror(page, kiosk, UI_S)
-        mirror.scene.show([frame])
+    with walk_up(page, kiosk, models, daemon, confirm_cloud, frame) as mirror:
         expect(body).to_have_attribute("data-state", "member", timeout=FLOW_S)
         expect(page.locator("#greeting")).to_contain_text(mask_name(member["name"]) + "，")
         assert visits(daemon.replica) == [confirm_cloud.member_id]
         assert mirror.app.stats.counts["confirm_asked"] == 0
         shot(page, "mirror-confirm-small-site.png")
-    finally:
-        mirror.close()
     assert not any(m["state"] == "confirm" for m in mirror.published)
